@@ -13,10 +13,10 @@ type Cluster struct {
 	FeatureGates  map[string]bool   `json:"featureGates,omitempty"`
 	RuntimeConfig map[string]string `json:"runtimeConfig,omitempty"`
 
-	KubeadmConfigPatches           []string        `json:"kubeadmConfigPatches,omitempty"`
-	KubeadmConfigPatchesJSON6902   []PatchJSON6902 `json:"kubeadmConfigPatchesJSON6902,omitempty"`
-	ContainerdConfigPatches        []string        `json:"containerdConfigPatches,omitempty"`
-	ContainerdConfigPatchesJSON6902 []string       `json:"containerdConfigPatchesJSON6902,omitempty"`
+	KubeadmConfigPatches            []string        `json:"kubeadmConfigPatches,omitempty"`
+	KubeadmConfigPatchesJSON6902    []PatchJSON6902 `json:"kubeadmConfigPatchesJSON6902,omitempty"`
+	ContainerdConfigPatches         []string        `json:"containerdConfigPatches,omitempty"`
+	ContainerdConfigPatchesJSON6902 []string        `json:"containerdConfigPatchesJSON6902,omitempty"`
 }
 
 // NodeRole is what a node does in the cluster.
@@ -66,7 +66,9 @@ const (
 	PortProtocolSCTP PortProtocol = "SCTP"
 )
 
-// PortMapping publishes a node port on the host. HostPort 0 picks a free one.
+// PortMapping publishes a node port on the host. HostPort 0 picks a free
+// one at create time (kind's -1 is read as 0). After defaults, Protocol is
+// TCP and ListenAddress 0.0.0.0 (:: for an ipv6 cluster).
 type PortMapping struct {
 	ContainerPort int32        `json:"containerPort,omitempty"`
 	HostPort      int32        `json:"hostPort,omitempty"`
@@ -93,7 +95,11 @@ const (
 	NoneProxyMode     ProxyMode = "none"
 )
 
-// Networking of the cluster.
+// Networking of the cluster. After defaults every field but APIServerPort,
+// DisableDefaultCNI and DNSSearch is set. APIServerPort 0 means "pick a
+// free port at create time" (kind's -1 is read as 0); subnets are one CIDR,
+// or a v4 and a v6 one comma-separated for dual stack. DNSSearch nil
+// inherits the host's search domains; an empty list sets none.
 type Networking struct {
 	IPFamily          IPFamily  `json:"ipFamily,omitempty"`
 	APIServerAddress  string    `json:"apiServerAddress,omitempty"`
