@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Every valid config the project ships dry-runs; the blog's HA configs
+// plan three control planes, a worker and a load balancer.
+func TestDryRunValidConfigs(t *testing.T) {
+	files, _ := filepath.Glob("../testdata/*.yaml")
+	more, _ := filepath.Glob("../cluster/config/testdata/valid-*.yaml")
+	files = append(files, more...)
+	if len(files) < 5 {
+		t.Fatalf("found only %d configs", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			code, out, errOut := run(t, "", "create", "cluster", "--dry-run", "--config", f)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			var plan struct {
+				Name  string
+				Nodes []struct {
+					Name          string
+					KubeadmConfig string `yaml:"kubeadmConfig"`
+				}
+			}
+			if err := yaml.Unmarshal([]byte(out), &plan); err != nil {
+				t.Fatalf("dry-run output is not YAML: %v\n%s", err, out)
+			}
+			if plan.Name == "" || len(plan.Nodes) == 0 {
+				t.Fatalf("empty plan:\n%s", out)
+			}
+			for _, n := range plan.Nodes {
+				if !strings.HasPrefix(n.Name, plan.Name+"-") || !strings.Contains(n.KubeadmConfig, "kind: KubeletConfiguration") {
+					t.Errorf("node %q: bad name or kubeadm config", n.Name)
+				}
+			}
+		})
+	}
+}
+
+func TestDryRunBlogHA(t *testing.T) {
+	for _, f := range []string{"blog-v1alpha2-ha.yaml", "blog-v1alpha3-ha-patches.yaml"} {
+		t.Run(f, func(t *testing.T) {
+			code, out, errOut := run(t, "", "create", "cluster", "--dry-run", "-o", "json", "--config", "../testdata/"+f)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			var plan struct {
+				Nodes []struct {
+					Name  string
+					Ports []struct{ ContainerPort int }
+				}
+				LoadBalancer *struct {
+					Name   string
+					Config string
+					Ports  []struct{ ContainerPort int }
+				}
+			}
+			if err := json.Unmarshal([]byte(out), &plan); err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, n := range plan.Nodes {
+				names = append(names, n.Name)
+				if len(n.Ports) != 0 {
+					t.Errorf("node %s publishes ports; only the load balancer should", n.Name)
+				}
+			}
+			want := "kinc-control-plane kinc-control-plane2 kinc-control-plane3 kinc-worker"
+			if got := strings.Join(names, " "); got != want {
+				t.Errorf("nodes %q, want %q", got, want)
+			}
+			if plan.LoadBalancer == nil || plan.LoadBalancer.Name != "kinc-external-load-balancer" {
+				t.Fatalf("no load balancer planned: %+v", plan.LoadBalancer)
+			}
+			for _, cp := range []string{"kinc-control-plane:6443", "kinc-control-plane2:6443", "kinc-control-plane3:6443"} {
+				if !strings.Contains(plan.LoadBalancer.Config, cp) {
+					t.Errorf("load balancer config lacks backend %s", cp)
+				}
+			}
+			if len(plan.LoadBalancer.Ports) != 1 || plan.LoadBalancer.Ports[0].ContainerPort != 6443 {
+				t.Errorf("load balancer ports %+v", plan.LoadBalancer.Ports)
+			}
+		})
+	}
+}
+
+func TestDryRunNameAndStdin(t *testing.T) {
+	cfg := "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: fromfile\nnodes:\n- role: control-plane\n- role: worker\n"
+	code, out, errOut := run(t, cfg, "create", "cluster", "--dry-run", "--config", "-", "--name", "flag", "--image", "example/node:v1.35.4")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"name: flag\n", "name: flag-worker", "image: example/node:v1.35.4", "kubernetesVersion: v1.35.4"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
+
+// Each invalid fixture fails with its file, a line number and the field.
+func TestDryRunInvalidConfigs(t *testing.T) {
+	files, _ := filepath.Glob("../cluster/config/testdata/invalid-*.yaml")
+	if len(files) < 10 {
+		t.Fatalf("found only %d invalid configs", len(files))
+	}
+	pos := regexp.MustCompile(`invalid-[a-z0-9-]+\.yaml:\d+: `)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			code, out, errOut := run(t, "", "create", "cluster", "--dry-run", "--config", f)
+			if code == 0 {
+				t.Fatalf("accepted:\n%s", out)
+			}
+			if !pos.MatchString(errOut) {
+				t.Errorf("error does not say file:line: %s", errOut)
+			}
+			if out != "" {
+				t.Errorf("printed a plan on error:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestCreateWithoutDryRunRefuses(t *testing.T) {
+	code, _, errOut := run(t, "", "create", "cluster")
+	if code == 0 || !strings.Contains(errOut, "--dry-run") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}
