@@ -76,6 +76,11 @@ func newApp(e *env) *cli.App {
 			versionCommand(e),
 			completionCommand(e),
 			createCommand(e),
+			deleteCommand(e),
+			getCommand(e),
+			exportCommand(e),
+			loadCommand(e),
+			infoCommand(e),
 		},
 	}
 }

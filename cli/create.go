@@ -24,16 +24,19 @@ func createCommand(e *env) *cli.Command {
 				nameFlag,
 				&cli.StringFlag{Name: "config", Usage: "cluster config `FILE` (kind's format; - reads stdin)"},
 				&cli.StringFlag{Name: "image", Usage: "node image `REF` for every node (overrides the config)"},
+				&cli.BoolFlag{Name: "retain", Usage: "keep the nodes when create fails, for debugging"},
+				&cli.DurationFlag{Name: "wait", Usage: "wait up to `DURATION` (e.g. 5m) for the nodes to be Ready"},
+				kubeconfigFlag,
 				&cli.BoolFlag{Name: "dry-run", Usage: "touch no runtime: print the resolved plan"},
 				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "yaml", Usage: "dry-run output format: yaml or json"},
 			},
 			Action: func(c *cli.Context) error {
+				if !c.Bool("dry-run") {
+					return createCluster(e, c)
+				}
 				cfg, err := loadConfig(e, c)
 				if err != nil {
 					return err
-				}
-				if !c.Bool("dry-run") {
-					return cli.Exit("creating real clusters is not in this build yet: use --dry-run to see the plan", 2)
 				}
 				plan, err := cluster.NewPlan(cfg, defaultKubernetesVersion)
 				if err != nil {

@@ -29,6 +29,8 @@ type Plan struct {
 	LoadBalancer      *LoadBalancerPlan `json:"loadBalancer,omitempty"`
 	// Cluster is the config the plan came from, after defaults.
 	Cluster *config.Cluster `json:"-"`
+
+	cgroupDriver string
 }
 
 // NodePlan is one node container.
@@ -110,15 +112,26 @@ func WithKubernetesVersion(v string) PlanOption {
 	return func(o *planOptions) error { o.kubernetesVersion = v; return nil }
 }
 
-// WithHost sets the cgroup driver and rootless mode from the runtime's Info.
+// WithHost sets the nodes' cgroup driver and rootless mode from the
+// runtime's Info.
 func WithHost(info runtime.Info) PlanOption {
 	return func(o *planOptions) error {
-		if info.CgroupDriver != "" {
-			o.cgroupDriver = info.CgroupDriver
-		}
+		o.cgroupDriver = NodeCgroupDriver(info)
 		o.rootless = info.Rootless
 		return nil
 	}
+}
+
+// NodeCgroupDriver is the cgroup driver of kubelet and containerd inside a
+// node. On cgroup v2 the node's systemd owns its (namespaced, delegated)
+// hierarchy and manages it; on a cgroup v1 host the node's systemd cannot
+// own the v1 controllers, so cgroupfs is what works (seen on hybrid hosts).
+// The host runtime's own driver does not matter: the node is its own host.
+func NodeCgroupDriver(info runtime.Info) string {
+	if info.CgroupVersion == 2 {
+		return "systemd"
+	}
+	return "cgroupfs"
 }
 
 // WithJoinSecrets sets the bootstrap token and the certificate key that
@@ -157,7 +170,7 @@ func NewPlan(c *config.Cluster, fallbackVersion string, opts ...PlanOption) (*Pl
 	if version == "" {
 		version = KubernetesVersionOf(c.Nodes[0].Image, fallbackVersion)
 	}
-	p := &Plan{Name: c.Name, KubernetesVersion: version, Cluster: c}
+	p := &Plan{Name: c.Name, KubernetesVersion: version, Cluster: c, cgroupDriver: o.cgroupDriver}
 
 	controlPlanes := c.ControlPlanes()
 	first := -1 // the control plane that runs kubeadm init
@@ -204,6 +217,7 @@ func NewPlan(c *config.Cluster, fallbackVersion string, opts ...PlanOption) (*Pl
 			Token:                o.token,
 			CertificateKey:       o.certificateKey,
 			FirstControlPlane:    i == first,
+			UntaintControlPlane:  len(c.Workers()) == 0,
 		})
 		if err != nil {
 			return nil, err

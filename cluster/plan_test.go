@@ -20,12 +20,12 @@ const header = "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\n"
 
 func TestPlan(t *testing.T) {
 	for _, tc := range []struct {
-		name       string
-		config     string
-		nodes      string // name:role ...
-		apiOn      string // the container publishing 6443
-		initOn     string // the node whose config runs kubeadm init
-		wantLB     bool
+		name        string
+		config      string
+		nodes       string // name:role ...
+		apiOn       string // the container publishing 6443
+		initOn      string // the node whose config runs kubeadm init
+		wantLB      bool
 		wantVersion string
 	}{
 		{

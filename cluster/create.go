@@ -1,0 +1,604 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kinc-dev/kinc/cluster/config"
+	"github.com/kinc-dev/kinc/cluster/kubeadm"
+	"github.com/kinc-dev/kinc/cluster/kubeconfig"
+	"github.com/kinc-dev/kinc/lb"
+	"github.com/kinc-dev/kinc/runtime"
+)
+
+// Progress is told when each step starts and ends; the CLI prints it.
+type Progress interface {
+	Start(step string)
+	End(step string, err error)
+}
+
+// CreateOption tunes Create.
+type CreateOption func(*createOptions) error
+
+type createOptions struct {
+	progress       Progress
+	log            *slog.Logger
+	retain         bool
+	wait           time.Duration
+	kubeconfigPath string
+	fallback       string
+}
+
+// WithProgress reports each step.
+func WithProgress(p Progress) CreateOption {
+	return func(o *createOptions) error { o.progress = p; return nil }
+}
+
+// WithLogger receives step details (commands run, their output on -v).
+func WithLogger(l *slog.Logger) CreateOption {
+	return func(o *createOptions) error { o.log = l; return nil }
+}
+
+// WithRetain keeps what was made when create fails, for debugging.
+func WithRetain(retain bool) CreateOption {
+	return func(o *createOptions) error { o.retain = retain; return nil }
+}
+
+// WithWait waits up to d for every node to be Ready.
+func WithWait(d time.Duration) CreateOption {
+	return func(o *createOptions) error { o.wait = d; return nil }
+}
+
+// WithKubeconfig is the kubeconfig file create merges the cluster into
+// (see kubeconfig.Path); empty skips writing one.
+func WithKubeconfig(path string) CreateOption {
+	return func(o *createOptions) error { o.kubeconfigPath = path; return nil }
+}
+
+// WithFallbackVersion is the Kubernetes version assumed for node images
+// without /kind/version.
+func WithFallbackVersion(v string) CreateOption {
+	return func(o *createOptions) error { o.fallback = v; return nil }
+}
+
+// Preflight checks that cannot pass inside a node container, and only
+// those, are ignored by kubeadm:
+//   - SystemVerification: no kernel config or /lib/modules in a container,
+//     and it fails on cgroup v1 hosts since v1.35;
+//   - Swap: the host's swap shows through; kubelet has failSwapOn: false;
+//   - FileContent--proc-sys-net-bridge-bridge-nf-call-iptables: the host
+//     may not have br_netfilter loaded, and a container cannot load it.
+var ignoredPreflightErrors = "SystemVerification,Swap,FileContent--proc-sys-net-bridge-bridge-nf-call-iptables"
+
+const (
+	kubeadmConfigPath = "/kind/kubeadm.conf"
+	adminConfPath     = "/etc/kubernetes/admin.conf"
+	containerdConfig  = "/etc/containerd/config.toml"
+	versionPath       = "/kind/version"
+)
+
+// NetworkName is the runtime network of a cluster.
+func NetworkName(cluster string) string { return "kinc-" + cluster }
+
+// creation is the state of one Create.
+type creation struct {
+	createOptions
+	rt   runtime.Runtime
+	info runtime.Info
+	cfg  *config.Cluster
+	plan *Plan
+
+	network   runtime.Network
+	addresses map[string]string
+	made      []string // containers made, for rollback
+	netMade   bool
+	kubeWrote bool
+	admin     []byte
+	staticCNI bool // kinc configures pod networking itself (cni.go)
+}
+
+// Create makes the cluster cfg (defaulted and validated) on rt. On any
+// failure, or when ctx is cancelled, it removes everything it made unless
+// WithRetain.
+func Create(ctx context.Context, rt runtime.Runtime, cfg *config.Cluster, opts ...CreateOption) (err error) {
+	c := &creation{rt: rt, cfg: cfg, createOptions: createOptions{
+		progress: nopProgress{},
+		log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		fallback: "v1.34.4",
+	}}
+	for _, opt := range opts {
+		if err := opt(&c.createOptions); err != nil {
+			return err
+		}
+	}
+	if c.info, err = rt.Info(ctx); err != nil {
+		return fmt.Errorf("asking the runtime: %w", err)
+	}
+	if c.plan, err = NewPlan(cfg, c.fallback, WithHost(c.info)); err != nil {
+		return err
+	}
+	// Checks that need no rollback come first: nothing exists yet.
+	if err := c.checkFree(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil && !c.retain {
+			c.rollback()
+			err = fmt.Errorf("%w\n(everything created was removed; run again with --retain to keep the nodes for debugging)", err)
+		} else if err != nil {
+			err = fmt.Errorf("%w\n(nodes kept because of --retain: look inside with `%s exec -it NODE journalctl -u kubelet`; remove them with `kinc delete cluster --name %s`)", err, c.info.Name, cfg.Name)
+		}
+	}()
+	steps := []struct {
+		name string
+		run  func(context.Context) error
+		skip bool
+	}{
+		{name: fmt.Sprintf("Ensuring node image (%s)", c.plan.Nodes[0].Image), run: c.ensureImages},
+		{name: "Preparing nodes", run: c.provision},
+		{name: "Writing configuration", run: c.configure},
+		{name: "Starting control-plane", run: c.initControlPlane},
+		{name: "Installing CNI", run: c.installCNI, skip: cfg.Networking.DisableDefaultCNI},
+		{name: "Installing StorageClass", run: c.installStorage},
+		{name: "Joining more control-plane nodes", run: c.joinControlPlanes, skip: len(cfg.ControlPlanes()) < 2},
+		{name: "Joining worker nodes", run: c.joinWorkers, skip: len(cfg.Workers()) == 0},
+		{name: "Connecting pod networks", run: c.routePods, skip: len(cfg.Nodes) < 2 || cfg.Networking.DisableDefaultCNI},
+		{name: "Writing kubeconfig", run: c.writeKubeconfig, skip: c.kubeconfigPath == ""},
+		{name: fmt.Sprintf("Waiting ≤ %s for control-plane = Ready", c.wait), run: c.waitReady, skip: c.wait <= 0},
+	}
+	for _, s := range steps {
+		if s.skip {
+			continue
+		}
+		c.progress.Start(s.name)
+		err := s.run(ctx)
+		if err == nil && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		c.progress.End(s.name, err)
+		if err != nil {
+			return fmt.Errorf("%s: %w", strings.ToLower(s.name[:1])+s.name[1:], err)
+		}
+	}
+	return nil
+}
+
+type nopProgress struct{}
+
+func (nopProgress) Start(string)      {}
+func (nopProgress) End(string, error) {}
+
+// checkFree fails, before anything is made, when the cluster exists or a
+// host port it needs is taken.
+func (c *creation) checkFree(ctx context.Context) error {
+	existing, err := c.rt.ListNodes(ctx, map[string]string{runtime.LabelCluster: c.cfg.Name})
+	if err != nil {
+		return fmt.Errorf("listing containers: %w", err)
+	}
+	if len(existing) > 0 {
+		return fmt.Errorf("cluster %q already exists (%s): delete it with `kinc delete cluster --name %s`, or choose another --name", c.cfg.Name, existing[0].Name, c.cfg.Name)
+	}
+	for _, p := range c.allPorts() {
+		if p.HostPort == 0 {
+			continue
+		}
+		if err := portFree(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// portFree tries to bind a host port the cluster asks for.
+func portFree(p config.PortMapping) error {
+	addr := net.JoinHostPort(p.ListenAddress, fmt.Sprint(p.HostPort))
+	var closer io.Closer
+	var err error
+	if p.Protocol == config.PortProtocolUDP {
+		closer, err = net.ListenPacket("udp", addr)
+	} else {
+		closer, err = net.Listen("tcp", addr)
+	}
+	if err != nil {
+		return fmt.Errorf("host port %s/%s is in use: free it, or change hostPort (or networking.apiServerPort) in the config", addr, strings.ToLower(string(p.Protocol)))
+	}
+	return closer.Close()
+}
+
+func (c *creation) allPorts() []config.PortMapping {
+	var ports []config.PortMapping
+	for _, n := range c.plan.Nodes {
+		ports = append(ports, n.Ports...)
+	}
+	if c.plan.LoadBalancer != nil {
+		ports = append(ports, c.plan.LoadBalancer.Ports...)
+	}
+	return ports
+}
+
+// ensureImages checks that every node image is in the runtime.
+func (c *creation) ensureImages(ctx context.Context) error {
+	seen := map[string]bool{}
+	for _, n := range c.plan.Nodes {
+		if seen[n.Image] {
+			continue
+		}
+		seen[n.Image] = true
+		ok, err := c.rt.ImageExists(ctx, n.Image)
+		if err != nil {
+			return fmt.Errorf("looking for node image %q: %w", n.Image, err)
+		}
+		if !ok {
+			return fmt.Errorf("node image %q is not in %s: build and load it with `kinc build node-image --load`, or name another one with --image", n.Image, c.info.Name)
+		}
+	}
+	return nil
+}
+
+// provision makes the network and every container, concurrently.
+func (c *creation) provision(ctx context.Context) error {
+	net, err := c.rt.EnsureNetwork(ctx, runtime.NetworkSpec{
+		Name:   NetworkName(c.cfg.Name),
+		Labels: map[string]string{runtime.LabelCluster: c.cfg.Name},
+		IPv6:   c.cfg.Networking.IPFamily != config.IPv4Family,
+	})
+	if err != nil {
+		return fmt.Errorf("creating network %s: %w", NetworkName(c.cfg.Name), err)
+	}
+	c.network, c.netMade = net, true
+
+	specs := c.nodeSpecs()
+	if c.addresses, err = assignAddresses(net, specs); err != nil {
+		return err
+	}
+	for i := range specs {
+		specs[i].IP = c.addresses[specs[i].Name]
+		c.made = append(c.made, specs[i].Name)
+	}
+	err = forEach(ctx, specs, func(ctx context.Context, s runtime.NodeSpec) error {
+		if _, err := c.rt.CreateNode(ctx, s); err != nil {
+			return fmt.Errorf("creating container %s: %w", s.Name, err)
+		}
+		return node{c.rt, s.Name}.waitForSystemd(ctx, 2*time.Minute)
+	})
+	if err != nil {
+		return err
+	}
+	// Now that nodes have addresses and the image says its version, render
+	// the kubeadm configs for real.
+	version := c.fallback
+	if v, err := (node{c.rt, c.plan.Nodes[0].Name}).readFile(ctx, versionPath); err == nil {
+		version = strings.TrimSpace(string(v))
+	}
+	token, key, err := joinSecrets()
+	if err != nil {
+		return err
+	}
+	c.plan, err = NewPlan(c.cfg, c.fallback, WithHost(c.info), WithKubernetesVersion(version),
+		WithAddresses(c.addresses), WithJoinSecrets(token, key))
+	return err
+}
+
+// nodeSpecs turns the plan into container specs.
+func (c *creation) nodeSpecs() []runtime.NodeSpec {
+	netName := NetworkName(c.cfg.Name)
+	var specs []runtime.NodeSpec
+	for _, n := range c.plan.Nodes {
+		specs = append(specs, runtime.NodeSpec{
+			Name: n.Name, Image: n.Image, Hostname: n.Name, Labels: n.Labels,
+			Network: netName, Mounts: mounts(n.Mounts), Ports: ports(n.Ports),
+		})
+	}
+	if lbp := c.plan.LoadBalancer; lbp != nil {
+		specs = append(specs, runtime.NodeSpec{
+			Name: lbp.Name, Image: lbp.Image, Hostname: lbp.Name, Labels: lbp.Labels,
+			Network: netName, Ports: ports(lbp.Ports),
+		})
+	}
+	return specs
+}
+
+func mounts(ms []config.Mount) []runtime.Mount {
+	var out []runtime.Mount
+	for _, m := range ms {
+		host := m.HostPath
+		if abs, err := filepath.Abs(host); err == nil {
+			host = abs
+		}
+		prop := runtime.PropagationNone
+		switch m.Propagation {
+		case config.MountPropagationHostToContainer:
+			prop = runtime.PropagationHostToContainer
+		case config.MountPropagationBidirectional:
+			prop = runtime.PropagationBidirectional
+		}
+		out = append(out, runtime.Mount{HostPath: host, ContainerPath: m.ContainerPath, ReadOnly: m.ReadOnly, SELinuxRelabel: m.SelinuxRelabel, Propagation: prop})
+	}
+	return out
+}
+
+func ports(ps []config.PortMapping) []runtime.PortMapping {
+	var out []runtime.PortMapping
+	for _, p := range ps {
+		out = append(out, runtime.PortMapping{ListenAddress: p.ListenAddress, HostPort: int(p.HostPort), ContainerPort: int(p.ContainerPort), Protocol: strings.ToLower(string(p.Protocol))})
+	}
+	return out
+}
+
+// assignAddresses gives every container a fixed address in the network's
+// subnet: etcd and kubeadm's configs are bound to it, so it must survive a
+// restart.
+func assignAddresses(net runtime.Network, specs []runtime.NodeSpec) (map[string]string, error) {
+	prefix, err := netip.ParsePrefix(net.Subnet)
+	if err != nil {
+		return nil, fmt.Errorf("network %s has no usable IPv4 subnet (%q): %w", net.Name, net.Subnet, err)
+	}
+	gw, _ := netip.ParseAddr(net.Gateway)
+	out := map[string]string{}
+	addr := prefix.Masked().Addr().Next()
+	for _, s := range specs {
+		for addr == gw || addr == prefix.Masked().Addr().Next() {
+			addr = addr.Next() // the first address is the usual gateway
+		}
+		if !prefix.Contains(addr) {
+			return nil, fmt.Errorf("network %s (%s) has no room for %d nodes", net.Name, net.Subnet, len(specs))
+		}
+		out[s.Name] = addr.String()
+		addr = addr.Next()
+	}
+	return out, nil
+}
+
+// joinSecrets returns a fresh bootstrap token and certificate key.
+func joinSecrets() (token, key string, err error) {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 22)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", fmt.Errorf("generating a bootstrap token: %w", err)
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	key, err = kubeadm.NewCertificateKey()
+	return string(b[:6]) + "." + string(b[6:]), key, err
+}
+
+// configure writes each node's kubeadm config and containerd config, and
+// the load balancer's haproxy config.
+func (c *creation) configure(ctx context.Context) error {
+	driver := c.plan.cgroupDriver
+	err := forEach(ctx, c.plan.Nodes, func(ctx context.Context, np NodePlan) error {
+		n := node{c.rt, np.Name}
+		if err := n.writeFile(ctx, kubeadmConfigPath, []byte(np.KubeadmConfig), 0o644); err != nil {
+			return err
+		}
+		return c.configureContainerd(ctx, n, driver)
+	})
+	if err != nil || c.plan.LoadBalancer == nil {
+		return err
+	}
+	lbn := node{c.rt, c.plan.LoadBalancer.Name}
+	if err := lbn.writeFile(ctx, lb.ConfigPath, []byte(c.plan.LoadBalancer.Config), 0o644); err != nil {
+		return err
+	}
+	if err := lbn.writeFile(ctx, lb.DropInPath, []byte(lb.DropIn), 0o644); err != nil {
+		return err
+	}
+	return lbn.run(ctx, nil, lb.StartCommand()...)
+}
+
+// configureContainerd sets the node's cgroup driver and the user's
+// containerd patches, restarting containerd when the file changed.
+func (c *creation) configureContainerd(ctx context.Context, n node, driver string) error {
+	base, err := n.readFile(ctx, containerdConfig)
+	if err != nil {
+		return err
+	}
+	driverPatch := fmt.Sprintf("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n  SystemdCgroup = %t\n", driver == "systemd")
+	patches := append([]string{driverPatch}, c.cfg.ContainerdConfigPatches...)
+	updated, err := kubeadm.ContainerdConfig(string(base), patches, c.cfg.ContainerdConfigPatchesJSON6902)
+	if err != nil {
+		return fmt.Errorf("patching containerd config of %s: %w", n.name, err)
+	}
+	if updated == string(base) {
+		return nil
+	}
+	if err := n.writeFile(ctx, containerdConfig, []byte(updated), 0o644); err != nil {
+		return err
+	}
+	return n.run(ctx, nil, "systemctl", "restart", "containerd")
+}
+
+// loadImages imports the preloaded images into the node's containerd.
+func loadImages(ctx context.Context, n node) error {
+	if err := poll(ctx, time.Minute, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
+		_, err := n.output(ctx, "ctr", "--namespace=k8s.io", "version")
+		return err == nil, err
+	}); err != nil {
+		return fmt.Errorf("waiting for containerd in %s: %w", n.name, err)
+	}
+	out, err := n.output(ctx, "sh", "-c", "ls /kind/images/*.tar 2>/dev/null || true")
+	if err != nil {
+		return err
+	}
+	files := strings.Fields(out)
+	return forEach(ctx, files, func(ctx context.Context, f string) error {
+		if _, err := n.output(ctx, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "--no-unpack", f); err != nil {
+			return fmt.Errorf("importing %s in %s: %w", f, n.name, err)
+		}
+		return nil
+	})
+}
+
+// firstControlPlane is the node that runs kubeadm init.
+func (c *creation) firstControlPlane() node {
+	for _, n := range c.plan.Nodes {
+		if n.Role == config.ControlPlaneRole {
+			return node{c.rt, n.Name}
+		}
+	}
+	return node{} // unreachable: validation requires a control plane
+}
+
+func (c *creation) initControlPlane(ctx context.Context) error {
+	if err := forEach(ctx, c.plan.Nodes, func(ctx context.Context, np NodePlan) error {
+		return loadImages(ctx, node{c.rt, np.Name})
+	}); err != nil {
+		return err
+	}
+	cp := c.firstControlPlane()
+	args := []string{"kubeadm", "init", "--config=" + kubeadmConfigPath, "--skip-token-print",
+		"--ignore-preflight-errors=" + ignoredPreflightErrors, "--v=6"}
+	if len(c.cfg.ControlPlanes()) > 1 {
+		args = append(args, "--upload-certs")
+	}
+	if _, err := cp.output(ctx, args...); err != nil {
+		return fmt.Errorf("running kubeadm init on %s: %w", cp.name, err)
+	}
+	admin, err := cp.readFile(ctx, adminConfPath)
+	if err != nil {
+		return err
+	}
+	// Without workers the control planes are rendered untainted, so that
+	// workloads can run (kubeadm.NodeInput.UntaintControlPlane).
+	c.admin = admin
+	return nil
+}
+
+// kubectl runs kubectl on the first control plane as the cluster admin.
+func (c *creation) kubectl(ctx context.Context, args ...string) (string, error) {
+	return c.firstControlPlane().output(ctx, append([]string{"kubectl", "--kubeconfig=" + adminConfPath}, args...)...)
+}
+
+func (c *creation) joinControlPlanes(ctx context.Context) error {
+	// One at a time: etcd grows its membership one member at a time.
+	for _, np := range c.plan.Nodes[1:] {
+		if np.Role != config.ControlPlaneRole || np.Name == c.firstControlPlane().name {
+			continue
+		}
+		if err := c.join(ctx, node{c.rt, np.Name}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *creation) joinWorkers(ctx context.Context) error {
+	var workers []NodePlan
+	for _, np := range c.plan.Nodes {
+		if np.Role == config.WorkerRole {
+			workers = append(workers, np)
+		}
+	}
+	return forEach(ctx, workers, func(ctx context.Context, np NodePlan) error {
+		return c.join(ctx, node{c.rt, np.Name})
+	})
+}
+
+func (c *creation) join(ctx context.Context, n node) error {
+	if _, err := n.output(ctx, "kubeadm", "join", "--config="+kubeadmConfigPath,
+		"--ignore-preflight-errors="+ignoredPreflightErrors, "--v=6"); err != nil {
+		return fmt.Errorf("running kubeadm join on %s: %w", n.name, err)
+	}
+	return c.configureNodeCNI(ctx, n)
+}
+
+// apiEndpoint is where the host reaches the API: the published port of the
+// load balancer, or of the only control plane.
+func (c *creation) apiEndpoint(ctx context.Context) (string, error) {
+	name := c.firstControlPlane().name
+	if c.plan.LoadBalancer != nil {
+		name = c.plan.LoadBalancer.Name
+	}
+	st, err := c.rt.InspectNode(ctx, name)
+	if err != nil {
+		return "", fmt.Errorf("inspecting %s: %w", name, err)
+	}
+	return hostServer(st)
+}
+
+func (c *creation) writeKubeconfig(ctx context.Context) error {
+	server, err := c.apiEndpoint(ctx)
+	if err != nil {
+		return err
+	}
+	entry, err := kubeconfig.FromAdmin(c.admin, c.cfg.Name, server)
+	if err != nil {
+		return err
+	}
+	if err := kubeconfig.Merge(ctx, c.kubeconfigPath, entry); err != nil {
+		return err
+	}
+	c.kubeWrote = true
+	return nil
+}
+
+// waitReady waits until every node reports Ready.
+func (c *creation) waitReady(ctx context.Context) error {
+	want := len(c.plan.Nodes)
+	return poll(ctx, c.wait, 2*time.Second, func(ctx context.Context) (bool, error) {
+		out, err := c.kubectl(ctx, "get", "nodes", "-o", `jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
+		if err != nil {
+			return false, err
+		}
+		ready := strings.Count(out, "=True")
+		if ready == want {
+			return true, nil
+		}
+		return false, fmt.Errorf("%d of %d nodes Ready:\n%s", ready, want, out)
+	})
+}
+
+// rollback removes what create made; it runs on a fresh context because
+// the create's own may have been cancelled (Ctrl-C).
+func (c *creation) rollback() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if c.kubeWrote {
+		if err := kubeconfig.Remove(ctx, c.kubeconfigPath, c.cfg.Name); err != nil {
+			c.log.Warn("removing kubeconfig entry", "err", err)
+		}
+	}
+	_ = forEach(ctx, c.made, func(ctx context.Context, name string) error {
+		if err := c.rt.DeleteNode(ctx, name); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+			c.log.Warn("removing container", "name", name, "err", err)
+		}
+		return nil
+	})
+	if c.netMade {
+		if err := c.rt.DeleteNetwork(ctx, c.network.Name); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+			c.log.Warn("removing network", "name", c.network.Name, "err", err)
+		}
+	}
+}
+
+// forEach runs f on every item concurrently and returns the first error;
+// the others are cancelled.
+func forEach[T any](ctx context.Context, items []T, f func(context.Context, T) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for _, it := range items {
+		wg.Add(1)
+		go func(it T) {
+			defer wg.Done()
+			if err := f(ctx, it); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		}(it)
+	}
+	wg.Wait()
+	return first
+}
