@@ -81,6 +81,7 @@ func newApp(e *env) *cli.App {
 			exportCommand(e),
 			loadCommand(e),
 			infoCommand(e),
+			buildCommand(e),
 		},
 	}
 }

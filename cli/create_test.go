@@ -130,9 +130,21 @@ func TestDryRunInvalidConfigs(t *testing.T) {
 	}
 }
 
-func TestCreateWithoutDryRunRefuses(t *testing.T) {
-	code, _, errOut := run(t, "", "create", "cluster")
-	if code == 0 || !strings.Contains(errOut, "--dry-run") {
-		t.Fatalf("exit %d, stderr %q", code, errOut)
+// A missing node image fails before anything is made, naming the fix.
+func TestCreateMissingImage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a container runtime")
+	}
+	for _, rt := range testRuntimes() {
+		t.Run(rt, func(t *testing.T) {
+			code, _, errOut := run(t, "", "--runtime", rt, "create", "cluster", "--name", "missing-image", "--image", "kinc-test/absent:v1.34.4")
+			if code == 0 || !strings.Contains(errOut, "kinc build node-image --load") {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+			code, out, errOut := run(t, "", "--runtime", rt, "get", "nodes", "--name", "missing-image")
+			if code != 0 || strings.TrimSpace(out) != "" {
+				t.Fatalf("nodes left behind (exit %d): %q %q", code, out, errOut)
+			}
+		})
 	}
 }

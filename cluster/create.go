@@ -132,10 +132,11 @@ func Create(ctx context.Context, rt runtime.Runtime, cfg *config.Cluster, opts .
 		return err
 	}
 	defer func() {
-		if err != nil && !c.retain {
+		made := c.netMade || len(c.made) > 0
+		if err != nil && made && !c.retain {
 			c.rollback()
 			err = fmt.Errorf("%w\n(everything created was removed; run again with --retain to keep the nodes for debugging)", err)
-		} else if err != nil {
+		} else if err != nil && made {
 			err = fmt.Errorf("%w\n(nodes kept because of --retain: look inside with `%s exec -it NODE journalctl -u kubelet`; remove them with `kinc delete cluster --name %s`)", err, c.info.Name, cfg.Name)
 		}
 	}()

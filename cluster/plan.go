@@ -209,7 +209,7 @@ func NewPlan(c *config.Cluster, fallbackVersion string, opts ...PlanOption) (*Pl
 			Cluster:              c,
 			Node:                 n,
 			NodeName:             np.Name,
-			NodeIP:               o.addresses[np.Name],
+			NodeIP:               nodeAddress(o.addresses, np.Name, i),
 			ControlPlaneEndpoint: endpoint,
 			KubernetesVersion:    version,
 			CgroupDriver:         o.cgroupDriver,
@@ -233,6 +233,16 @@ func NewPlan(c *config.Cluster, fallbackVersion string, opts ...PlanOption) (*Pl
 		p.LoadBalancer = lbp
 	}
 	return p, nil
+}
+
+// nodeAddress is the node's address, or in a dry run (no addresses yet) a
+// placeholder from the documentation range 192.0.2.0/24 (RFC 5737), which
+// no real network uses.
+func nodeAddress(addrs map[string]string, name string, i int) string {
+	if a, ok := addrs[name]; ok {
+		return a
+	}
+	return fmt.Sprintf("192.0.2.%d", i+2)
 }
 
 // planLoadBalancer plans the container that fronts several control planes.
