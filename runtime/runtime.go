@@ -46,7 +46,9 @@ type Containers interface {
 	ListNodes(ctx context.Context, labels map[string]string) ([]NodeStatus, error)
 	// Exec runs a command; a non-zero exit is an *ExitError.
 	Exec(ctx context.Context, name string, cmd ExecSpec) error
-	// CopyTo extracts a tar stream into dir inside the container.
+	// CopyTo extracts a tar stream into dir inside the container; dir must
+	// exist and must not be on a tmpfs (/run, /tmp): docker writes beneath
+	// such mounts, where the container does not see the files.
 	CopyTo(ctx context.Context, name, dir string, tar io.Reader) error
 	// CopyFrom returns path inside the container as a tar stream.
 	CopyFrom(ctx context.Context, name, path string) (io.ReadCloser, error)
