@@ -8,6 +8,11 @@
 // then sends SIGUSR2 to the master: new workers take the listening sockets
 // while the old ones finish the connections they hold, so a reload drops
 // none (long watches end within HardStopAfter).
+//
+// Create writes Config's output to ConfigPath and DropIn to DropInPath in
+// the load balancer container, then runs StartCommand there. When the
+// control planes change, it writes ConfigPath again and runs
+// ReloadCommand.
 package lb
 
 import (

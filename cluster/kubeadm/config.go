@@ -1,9 +1,19 @@
 // Package kubeadm renders each node's kubeadm configuration for the
 // Kubernetes version it runs, applies the user's patches to it (written for
 // any kubeadm API version), and patches containerd's config.toml.
+//
+// The first control plane gets InitConfiguration, ClusterConfiguration,
+// KubeletConfiguration and KubeProxyConfiguration; every other node a
+// JoinConfiguration with the same two component configs, as kind has it
+// (kubeadm join warns that it ignores them: a joining node takes the
+// cluster's from their ConfigMaps, so patching them there does nothing).
+// Documents are generic YAML trees, never Kubernetes' Go types, so one
+// kinc reads and writes every kubeadm API version.
 package kubeadm
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"strings"
@@ -21,7 +31,21 @@ const (
 	APIServerPort = 6443
 	// DNSDomain is the cluster's DNS domain, as kind has it.
 	DNSDomain = "cluster.local"
+	// DefaultToken is the bootstrap token kind uses: the API is reachable
+	// only from the cluster's network and the host, and a fixed token
+	// lets any node join without a round trip to the first control plane.
+	DefaultToken = "abcdef.0123456789abcdef"
 )
+
+// NewCertificateKey returns a key for `kubeadm init --upload-certs` and
+// NodeInput.CertificateKey: 32 random bytes, hex, as kubeadm makes them.
+func NewCertificateKey() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("making a certificate key: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
 
 // NodeInput is what one node's kubeadm config is made from. The caller
 // decides everything that needs a runtime (addresses, cgroup driver).
@@ -77,8 +101,8 @@ type Result struct {
 // Config renders a node's kubeadm config and applies the cluster's
 // patches, then the node's.
 func Config(in NodeInput) (*Result, error) {
-	if in.Cluster == nil {
-		return nil, fmt.Errorf("rendering kubeadm config of node %q: no cluster config", in.NodeName)
+	if err := in.check(); err != nil {
+		return nil, fmt.Errorf("rendering kubeadm config of node %q: %w", in.NodeName, err)
 	}
 	v, err := parseVersion(in.KubernetesVersion)
 	if err != nil {
@@ -102,6 +126,24 @@ func Config(in NodeInput) (*Result, error) {
 		return nil, fmt.Errorf("writing kubeadm config of node %q: %w", in.NodeName, err)
 	}
 	return &Result{YAML: text, APIVersion: r.apiVersion, Warnings: warnings}, nil
+}
+
+// check catches what a caller forgot; kubeadm would only fail later, in
+// the node.
+func (in NodeInput) check() error {
+	switch {
+	case in.Cluster == nil:
+		return fmt.Errorf("no cluster config")
+	case in.NodeName == "":
+		return fmt.Errorf("no node name")
+	case in.NodeIP == "":
+		return fmt.Errorf("no node address")
+	case in.Token == "":
+		return fmt.Errorf("no bootstrap token")
+	case in.ControlPlaneEndpoint == "" && !in.FirstControlPlane:
+		return fmt.Errorf("no control-plane endpoint to join")
+	}
+	return nil
 }
 
 // applyPatches applies the cluster-wide patches, then the node's.
@@ -385,7 +427,7 @@ func (r renderer) clusterConfiguration() obj {
 
 func (r renderer) kubeletConfiguration() obj {
 	gates := r.componentGates()
-	if r.in.Rootless {
+	if r.in.Rootless && r.v.atLeast(22) {
 		// Lets kubelet tolerate the sysctls and limits a user namespace denies.
 		gates["KubeletInUserNamespace"] = true
 	}

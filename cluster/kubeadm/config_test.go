@@ -15,7 +15,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-const testToken = "abcdef.0123456789abcdef"
+const testToken = DefaultToken
 
 // blogPatch is the patch of the kind blog's HA example, written for
 // kubeadm's v1beta1 API.
@@ -307,5 +307,16 @@ func TestBlogPatchEveryVersion(t *testing.T) {
 				t.Errorf("enable-hostpath-provisioner = %q after the patch", got)
 			}
 		})
+	}
+}
+
+func TestNewCertificateKey(t *testing.T) {
+	a, err := NewCertificateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewCertificateKey()
+	if len(a) != 64 || strings.Trim(a, "0123456789abcdef") != "" || a == b {
+		t.Errorf("keys %q and %q: want two different 64-digit hex strings", a, b)
 	}
 }

@@ -1,7 +1,9 @@
 package kubeadm
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
@@ -18,11 +20,36 @@ import (
 // kind and API group. The patch's version is ignored, as users copy
 // patches from old docs; a kubeadm patch is first reshaped to the rendered
 // kubeadm API version, and the document keeps its own apiVersion.
+//
+// A patch text may hold several YAML documents, each one patch.
 func mergePatch(docs []*yaml.RNode, text string) ([]string, error) {
-	patch, err := yaml.Parse(text)
-	if err != nil {
-		return nil, fmt.Errorf("parsing patch: %w", err)
+	d := yaml.NewDecoder(strings.NewReader(text))
+	var warnings []string
+	for {
+		var n yaml.Node
+		err := d.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			return warnings, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("parsing patch: %w", err)
+		}
+		patch := yaml.NewRNode(&n)
+		if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+			patch = yaml.NewRNode(n.Content[0])
+		}
+		if yaml.IsMissingOrNull(patch) {
+			continue
+		}
+		w, err := mergeOne(docs, patch)
+		if err != nil {
+			return nil, err
+		}
+		warnings = append(warnings, w...)
 	}
+}
+
+func mergeOne(docs []*yaml.RNode, patch *yaml.RNode) ([]string, error) {
 	kind := patch.GetKind()
 	if kind == "" {
 		return nil, fmt.Errorf("patch names no kind")

@@ -196,6 +196,16 @@ func TestPatches(t *testing.T) {
 			checks:  []check{argIs("InitConfiguration", kubeletArgs, "node-labels", "ingress-ready=true,tier=edge,zone=a")},
 		},
 		{
+			name:    "one patch text with two documents",
+			version: "v1.34.4",
+			merge:   []string{"kind: KubeletConfiguration\nmaxPods: 33\n---\nkind: KubeProxyConfiguration\nmode: nftables\n"},
+			checks: []check{
+				valueIs("KubeletConfiguration", []string{"maxPods"}, "33"),
+				valueIs("KubeProxyConfiguration", []string{"mode"}, "nftables"),
+				noWarnings,
+			},
+		},
+		{
 			name:    "metadata of kind's examples is dropped",
 			version: "v1.34.4",
 			merge:   []string{blogPatch},
@@ -261,8 +271,12 @@ func TestConfigInputErrors(t *testing.T) {
 		want string
 	}{
 		{"no cluster", NodeInput{NodeName: "n", KubernetesVersion: "v1.34.4"}, "no cluster config"},
-		{"bad version", NodeInput{Cluster: c, KubernetesVersion: "latest"}, `"latest"`},
-		{"too old", NodeInput{Cluster: c, KubernetesVersion: "v1.14.10"}, "too old"},
+		{"no name", NodeInput{Cluster: c, NodeIP: "10.0.0.2", Token: testToken, FirstControlPlane: true}, "no node name"},
+		{"no address", NodeInput{Cluster: c, NodeName: "n", Token: testToken, FirstControlPlane: true}, "no node address"},
+		{"no token", NodeInput{Cluster: c, NodeName: "n", NodeIP: "10.0.0.2", FirstControlPlane: true}, "no bootstrap token"},
+		{"join without endpoint", NodeInput{Cluster: c, NodeName: "n", NodeIP: "10.0.0.2", Token: testToken}, "no control-plane endpoint"},
+		{"bad version", NodeInput{Cluster: c, NodeName: "n", NodeIP: "10.0.0.2", Token: testToken, FirstControlPlane: true, KubernetesVersion: "latest"}, `"latest"`},
+		{"too old", NodeInput{Cluster: c, NodeName: "n", NodeIP: "10.0.0.2", Token: testToken, FirstControlPlane: true, KubernetesVersion: "v1.14.10"}, "too old"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Config(tc.in)

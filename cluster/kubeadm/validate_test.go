@@ -63,6 +63,40 @@ func TestKubeadmValidatesGoldens(t *testing.T) {
 	}
 }
 
+// newestVersion is the newest Kubernetes kinc supports: the goldens
+// rendered for it are also judged by its own kubeadm, which already
+// refuses what older ones only deprecate (v1beta3, removed gates).
+const newestVersion = "v1.37.2"
+
+func TestNewestKubeadmValidatesItsGoldens(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds kubeadm from the Go module proxy")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	bins, err := gobuild.Kubernetes(ctx, newestVersion, []string{"kubeadm"})
+	if err != nil {
+		t.Fatalf("building kubeadm %s: %v", newestVersion, err)
+	}
+	files, _ := filepath.Glob(filepath.Join("testdata", newestVersion+".*.golden"))
+	if len(files) == 0 {
+		t.Fatalf("no golden files for %s", newestVersion)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			out, err := exec.CommandContext(ctx, bins["kubeadm"], "config", "validate", "--config", f).CombinedOutput()
+			if err != nil {
+				t.Fatalf("kubeadm config validate: %v\n%s", err, out)
+			}
+			for _, bad := range []string{"unknown field", "strict decoding", "duplicate", "deprecated"} {
+				if strings.Contains(string(out), bad) {
+					t.Errorf("kubeadm says %q:\n%s", bad, out)
+				}
+			}
+		})
+	}
+}
+
 // TestContainerdReadsPatchedConfig has the real containerd parse the
 // patched config golden. containerd is on every machine kinc is developed
 // on (apt-get install containerd); without it the test is skipped.
