@@ -459,7 +459,7 @@ func (c *creation) initControlPlane(ctx context.Context) error {
 	}
 	cp := c.firstControlPlane()
 	args := []string{"kubeadm", "init", "--config=" + kubeadmConfigPath, "--skip-token-print",
-		"--ignore-preflight-errors=" + ignoredPreflightErrors, "--v=6"}
+		"--ignore-preflight-errors=" + ignoredPreflightErrors}
 	if len(c.cfg.ControlPlanes()) > 1 {
 		args = append(args, "--upload-certs")
 	}
@@ -508,7 +508,7 @@ func (c *creation) joinWorkers(ctx context.Context) error {
 
 func (c *creation) join(ctx context.Context, n node) error {
 	if _, err := n.output(ctx, "kubeadm", "join", "--config="+kubeadmConfigPath,
-		"--ignore-preflight-errors="+ignoredPreflightErrors, "--v=6"); err != nil {
+		"--ignore-preflight-errors="+ignoredPreflightErrors); err != nil {
 		return fmt.Errorf("running kubeadm join on %s: %w", n.name, err)
 	}
 	return c.configureNodeCNI(ctx, n)

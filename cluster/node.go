@@ -72,7 +72,8 @@ func poll(ctx context.Context, timeout, interval time.Duration, check func(ctx c
 		if done {
 			return nil
 		}
-		if err != nil {
+		// An error caused by the deadline itself says nothing new.
+		if err != nil && ctx.Err() == nil {
 			last = err
 		}
 		select {
