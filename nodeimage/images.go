@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -135,6 +136,9 @@ func (b *nodeBuild) preload(ctx context.Context, kubeadmRefs []string) (archives
 			refs = append(refs, t.String())
 		}
 	}
+	// Images made on the base share one archive, so that the base's
+	// layers are in the node image once, not once per image.
+	var onBase []taggedImage
 	for _, ref := range kubeadmRefs {
 		tag, err := name.NewTag(ref, name.StrictValidation)
 		if err != nil {
@@ -144,16 +148,31 @@ func (b *nodeBuild) preload(ctx context.Context, kubeadmRefs []string) (archives
 			continue
 		}
 		fmt.Fprintf(b.log, "Making image %s ...\n", ref)
-		img, err := b.kubeadmImage(ctx, tag)
+		img, base, err := b.kubeadmImage(ctx, tag)
 		if err != nil {
 			return nil, nil, fmt.Errorf("making image %s: %w", ref, err)
+		}
+		refs = append(refs, ref)
+		if base {
+			onBase = append(onBase, taggedImage{tag, img})
+			continue
 		}
 		p := filepath.Join(dir, archiveName(tag))
 		if err := tarball.WriteToFile(p, tag, img); err != nil {
 			return nil, nil, fmt.Errorf("writing image %s: %w", ref, err)
 		}
 		archives = append(archives, p)
-		refs = append(refs, ref)
+	}
+	if len(onBase) > 0 {
+		names := make([]string, len(onBase))
+		for i, ti := range onBase {
+			names[i] = strings.TrimSuffix(archiveName(ti.tag), ".tar")
+		}
+		p := filepath.Join(dir, strings.Join(names, "+")+".tar")
+		if err := writeDockerArchive(p, onBase); err != nil {
+			return nil, nil, fmt.Errorf("writing images %s: %w", strings.Join(names, ", "), err)
+		}
+		archives = append(archives, p)
 	}
 	sort.Strings(refs)
 	return archives, refs, nil
@@ -219,14 +238,41 @@ func (b *nodeBuild) extraImage(ctx context.Context, dir, extra string) (string, 
 // kubeadmImage builds one of the images kubeadm needs, from binaries, the
 // way upstream lays it out: programs in /usr/local/bin (coredns and pause
 // at /), the entrypoints and users of upstream images.
-func (b *nodeBuild) kubeadmImage(ctx context.Context, tag name.Tag) (v1.Image, error) {
+func (b *nodeBuild) kubeadmImage(ctx context.Context, tag name.Tag) (img v1.Image, onBase bool, err error) {
+	switch path.Base(tag.RepositoryStr()) {
+	case "kube-proxy", "flannel":
+		img, err = b.imageOnBase(ctx, tag)
+		return img, true, err
+	}
+	img, err = b.staticKubeadmImage(ctx, tag)
+	return img, false, err
+}
+
+// imageOnBase builds the images whose programs need the base's iptables,
+// nft and conntrack: kube-proxy, and flanneld, which runs iptables even
+// in nftables mode (to clean up).
+func (b *nodeBuild) imageOnBase(ctx context.Context, tag name.Tag) (v1.Image, error) {
+	if path.Base(tag.RepositoryStr()) == "kube-proxy" {
+		return b.onBaseImage(ctx, []Entry{binEntry("/usr/local/bin/kube-proxy", b.bins["kube-proxy"])}, "/usr/local/bin/kube-proxy")
+	}
+	bins, err := b.addonBinaries(ctx, tag.TagStr(), "flanneld", "cniconf")
+	if err != nil {
+		return nil, err
+	}
+	return b.onBaseImage(ctx, []Entry{
+		binEntry("/usr/local/bin/flanneld", bins["flanneld"]),
+		binEntry("/usr/local/bin/cniconf", bins["cniconf"]),
+	}, "/usr/local/bin/flanneld")
+}
+
+// staticKubeadmImage builds an image of static programs on passwd, group
+// and CA certificates alone.
+func (b *nodeBuild) staticKubeadmImage(ctx context.Context, tag name.Tag) (v1.Image, error) {
 	repo := path.Base(tag.RepositoryStr())
 	switch repo {
 	case "kube-apiserver", "kube-controller-manager", "kube-scheduler":
 		return b.staticImage(ctx, []Entry{binEntry("/usr/local/bin/"+repo, b.bins[repo])},
 			v1.Config{Entrypoint: []string{"/usr/local/bin/" + repo}})
-	case "kube-proxy":
-		return b.kubeProxyImage(ctx)
 	case "etcd":
 		bins, err := b.addonBinaries(ctx, tag.TagStr(), "etcd", "etcdctl")
 		if err != nil {
@@ -251,15 +297,6 @@ func (b *nodeBuild) kubeadmImage(ctx context.Context, tag name.Tag) (v1.Image, e
 			Entrypoint:   []string{"/coredns"},
 			ExposedPorts: map[string]struct{}{"53/tcp": {}, "53/udp": {}},
 		})
-	case "flannel":
-		bins, err := b.addonBinaries(ctx, tag.TagStr(), "flanneld", "cniconf")
-		if err != nil {
-			return nil, err
-		}
-		return b.staticImage(ctx, []Entry{
-			binEntry("/usr/local/bin/flanneld", bins["flanneld"]),
-			binEntry("/usr/local/bin/cniconf", bins["cniconf"]),
-		}, v1.Config{Entrypoint: []string{"/usr/local/bin/flanneld"}})
 	case "local-path-provisioner":
 		bins, err := b.addonBinaries(ctx, tag.TagStr(), "local-path-provisioner", "lphelper")
 		if err != nil {
@@ -378,19 +415,19 @@ func (b *nodeBuild) staticImage(ctx context.Context, entries []Entry, cfg v1.Con
 	return b.withConfig(img, cfg)
 }
 
-// kubeProxyImage is the base image (Debian, with iptables, nft and
-// conntrack, which kube-proxy runs) plus kube-proxy.
-func (b *nodeBuild) kubeProxyImage(ctx context.Context) (v1.Image, error) {
-	bin, err := LayerFromEntries(ctx, []Entry{binEntry("/usr/local/bin/kube-proxy", b.bins["kube-proxy"])}, WithLayerDir(b.dir))
+// onBaseImage is the base image (Debian, with iptables, nft and
+// conntrack, which kube-proxy and flanneld run) plus programs.
+func (b *nodeBuild) onBaseImage(ctx context.Context, entries []Entry, entrypoint string) (v1.Image, error) {
+	l, err := LayerFromEntries(ctx, entries, WithLayerDir(b.dir))
 	if err != nil {
 		return nil, err
 	}
-	img, err := appendLayers(b.base, []v1.Layer{bin}, []string{"kinc: kube-proxy"})
+	img, err := appendLayers(b.base, []v1.Layer{l}, []string{"kinc: " + path.Base(entrypoint)})
 	if err != nil {
 		return nil, err
 	}
 	// The base's entrypoint boots systemd: none of that here.
-	return b.withConfig(img, v1.Config{Entrypoint: []string{"/usr/local/bin/kube-proxy"}})
+	return b.withConfig(img, v1.Config{Entrypoint: []string{entrypoint}})
 }
 
 func (b *nodeBuild) withConfig(img v1.Image, cfg v1.Config) (v1.Image, error) {
@@ -505,4 +542,95 @@ func containerdConfigFor(conf []byte, pause string) []byte {
 		return nil
 	}
 	return patched
+}
+
+type taggedImage struct {
+	tag name.Tag
+	img v1.Image
+}
+
+// writeDockerArchive writes images into one docker archive, each layer
+// once. go-containerregistry's MultiRefWrite would too, but in map order:
+// this writes images by reference and blobs in first-use order, so the
+// same images give the same bytes.
+func writeDockerArchive(p string, images []taggedImage) (err error) {
+	sort.Slice(images, func(i, j int) bool { return images[i].tag.String() < images[j].tag.String() })
+	f, err := os.Create(p)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	tw := tar.NewWriter(f)
+	type entry struct {
+		Config   string
+		RepoTags []string
+		Layers   []string
+	}
+	var manifest []entry
+	written := map[string]bool{}
+	add := func(name string, size int64, open func() (io.ReadCloser, error)) error {
+		if written[name] {
+			return nil
+		}
+		written[name] = true
+		rc, err := open()
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err = io.CopyN(tw, rc, size)
+		return err
+	}
+	for _, ti := range images {
+		cfg, err := ti.img.RawConfigFile()
+		if err != nil {
+			return err
+		}
+		cfgName, err := ti.img.ConfigName()
+		if err != nil {
+			return err
+		}
+		e := entry{Config: cfgName.Hex + ".json", RepoTags: []string{ti.tag.String()}}
+		if err := add(e.Config, int64(len(cfg)), func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(cfg)), nil }); err != nil {
+			return err
+		}
+		layers, err := ti.img.Layers()
+		if err != nil {
+			return err
+		}
+		for _, l := range layers {
+			d, err := l.Digest()
+			if err != nil {
+				return err
+			}
+			size, err := l.Size()
+			if err != nil {
+				return err
+			}
+			name := d.Hex + ".tar.gz"
+			if err := add(name, size, l.Compressed); err != nil {
+				return fmt.Errorf("writing layer %s: %w", d, err)
+			}
+			e.Layers = append(e.Layers, name)
+		}
+		manifest = append(manifest, e)
+	}
+	m, err := json.Marshal(manifest)
+	if err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: "manifest.json", Mode: 0o644, Size: int64(len(m)), Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	if _, err := tw.Write(m); err != nil {
+		return err
+	}
+	return tw.Close()
 }

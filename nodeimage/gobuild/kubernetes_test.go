@@ -1,6 +1,7 @@
 package gobuild
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -124,5 +125,30 @@ func TestKubernetesAll(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "v1.34.4") {
 			t.Errorf("%s does not report v1.34.4 (%v):\n%s", c, err, out)
 		}
+	}
+}
+
+// TestKubernetesReproducible rebuilds kubeadm into an empty binary cache
+// (the Go build cache stays warm) and wants the very same bytes as the
+// shared cache holds: rebuilding must not change a node image.
+func TestKubernetesReproducible(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds Kubernetes from the Go module proxy")
+	}
+	ctx := context.Background()
+	shared, err := Kubernetes(ctx, "v1.34.4", []string{"kubeadm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	fresh, err := Kubernetes(ctx, "v1.34.4", []string{"kubeadm"}, WithCacheDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kubeadm rebuilt with a warm Go build cache in %s", time.Since(start).Round(time.Second))
+	a, _ := os.ReadFile(shared["kubeadm"])
+	b, _ := os.ReadFile(fresh["kubeadm"])
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Errorf("kubeadm rebuilt differs from the cached one (%d and %d bytes)", len(a), len(b))
 	}
 }
