@@ -55,7 +55,7 @@ func buildCommand(e *env) *cli.Command {
 				Name:  "node-image",
 				Usage: "build a node image: the base, Kubernetes and every image a cluster needs, preloaded",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "kubernetes-version", Value: nodeimage.DefaultKubernetesVersion, Usage: "Kubernetes `vX.Y.Z`"},
+					&cli.StringFlag{Name: "kubernetes-version", Usage: "Kubernetes `vX.Y.Z` (default " + nodeimage.DefaultKubernetesVersion + ", or what --kube-source holds)"},
 					&cli.StringFlag{Name: "kube-source", Value: nodeimage.KubeSourceProxy, Usage: "where Kubernetes comes from: proxy (build through the Go module proxy), a `DIR` of binaries, or a kubernetes-server-linux-amd64.tar.gz path or URL"},
 					&cli.StringFlag{Name: "base-image", Usage: "base image `REF`: a registry reference, oci-archive:PATH, docker-archive:PATH or oci:DIR (default: build the Debian base)"},
 					&cli.StringFlag{Name: "image", Usage: "image `NAME` (default kinc/node:VERSION)"},
@@ -67,15 +67,8 @@ func buildCommand(e *env) *cli.Command {
 					if err != nil {
 						return err
 					}
-					version := c.String("kubernetes-version")
-					name := c.String("image")
-					if name == "" {
-						name = "kinc/node:" + version
-					}
 					opts := []nodeimage.NodeOption{
-						nodeimage.WithKubernetesVersion(version),
 						nodeimage.WithKubeSource(c.String("kube-source")),
-						nodeimage.WithNodeImageName(name),
 						nodeimage.WithExtraImages(c.StringSlice("extra-image")...),
 						nodeimage.WithDefaultBase(nodeimage.WithProgress(newStatus(e)), nodeimage.WithLogger(logger(e))),
 					}
@@ -85,11 +78,23 @@ func buildCommand(e *env) *cli.Command {
 					if b := c.String("base-image"); b != "" {
 						opts = append(opts, nodeimage.WithBaseImage(b))
 					}
+					// A directory or tarball says its own version; the flag
+					// is only passed when given.
+					if v := c.String("kubernetes-version"); v != "" {
+						opts = append(opts, nodeimage.WithKubernetesVersion(v))
+					}
+					if name := c.String("image"); name != "" {
+						opts = append(opts, nodeimage.WithNodeImageName(name))
+					}
 					img, err := nodeimage.BuildNode(c.Context, opts...)
 					if err != nil {
 						return err
 					}
 					defer img.Close()
+					name := c.String("image")
+					if name == "" {
+						name = "kinc/node:" + img.Version
+					}
 					return deliver(e, c, img, name, outs)
 				},
 			},

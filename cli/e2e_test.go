@@ -36,7 +36,7 @@ var (
 
 // ensureNodeImage builds the default node image (cached by content, so
 // fast after the first build on a machine) and loads it into runtime rtName.
-func ensureNodeImage(t *testing.T, rtName string) {
+func ensureNodeImage(t testing.TB, rtName string) {
 	t.Helper()
 	nodeImageOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)

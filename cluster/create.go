@@ -128,6 +128,11 @@ func Create(ctx context.Context, rt runtime.Runtime, cfg *config.Cluster, opts .
 		return err
 	}
 	// Checks that need no rollback come first: nothing exists yet.
+	if c.info.Rootless {
+		if err := c.preflight(); err != nil {
+			return err
+		}
+	}
 	if err := c.checkFree(ctx); err != nil {
 		return err
 	}
@@ -198,6 +203,23 @@ func (c *creation) checkFree(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// preflight refuses a host that cannot run rootless nodes, listing each
+// fix, and logs its warnings.
+func (c *creation) preflight() error {
+	var ports []int
+	for _, p := range c.allPorts() {
+		ports = append(ports, int(p.HostPort))
+	}
+	report, err := runtime.Preflight(c.info, runtime.WithHostPorts(ports...))
+	if err != nil {
+		return err
+	}
+	for _, w := range report.Filter(runtime.LevelWarning) {
+		c.log.Warn("preflight: " + w.String())
+	}
+	return report.Err()
 }
 
 // portFree tries to bind a host port the cluster asks for.
