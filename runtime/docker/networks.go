@@ -21,6 +21,28 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, spec runtime.NetworkSpec) (
 	if n, err := r.inspectNetwork(ctx, spec.Name); !errors.Is(err, runtime.ErrNotFound) {
 		return n, err
 	}
+	// Docker gives fixed addresses only on networks whose subnets were
+	// named, so name them even when the caller did not.
+	if spec.Subnet == "" || (spec.IPv6 && spec.SubnetV6 == "") {
+		taken, err := r.takenSubnets(ctx)
+		if err != nil {
+			return runtime.Network{}, err
+		}
+		if spec.Subnet == "" {
+			p, err := runtime.PickFreeSubnet(false, taken)
+			if err != nil {
+				return runtime.Network{}, fmt.Errorf("network %q: %w", spec.Name, err)
+			}
+			spec.Subnet = p.String()
+		}
+		if spec.IPv6 && spec.SubnetV6 == "" {
+			p, err := runtime.PickFreeSubnet(true, taken)
+			if err != nil {
+				return runtime.Network{}, fmt.Errorf("network %q: %w", spec.Name, err)
+			}
+			spec.SubnetV6 = p.String()
+		}
+	}
 	ipam := &network.IPAM{Driver: "default"}
 	for _, cidr := range []string{spec.Subnet, spec.SubnetV6} {
 		if cidr == "" {
@@ -49,6 +71,23 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, spec runtime.NetworkSpec) (
 		// Created meanwhile by someone else: use theirs.
 	}
 	return r.inspectNetwork(ctx, spec.Name)
+}
+
+// takenSubnets are the subnets of docker's existing networks.
+func (r *Runtime) takenSubnets(ctx context.Context) ([]netip.Prefix, error) {
+	res, err := r.c.NetworkList(ctx, client.NetworkListOptions{})
+	if err != nil {
+		return nil, r.mapErr(err, "listing networks")
+	}
+	var out []netip.Prefix
+	for _, n := range res.Items {
+		for _, c := range n.IPAM.Config {
+			if c.Subnet.IsValid() {
+				out = append(out, c.Subnet)
+			}
+		}
+	}
+	return out, nil
 }
 
 func (r *Runtime) inspectNetwork(ctx context.Context, name string) (runtime.Network, error) {
