@@ -78,7 +78,7 @@ func newApp(e *env) *cli.App {
 			createCommand(e),
 			deleteCommand(e),
 			getCommand(e),
-			exportCommand(e),
+			withSubcommand(exportCommand(e), exportLogsCommand(e)),
 			loadCommand(e),
 			infoCommand(e),
 			buildCommand(e),

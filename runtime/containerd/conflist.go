@@ -100,6 +100,11 @@ func renderConflist(n networkState) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
+// gatewayOf is the first address of a subnet, where the bridge sits.
+func gatewayOf(p netip.Prefix) netip.Addr {
+	return p.Masked().Addr().Next()
+}
+
 // pickIP returns the lowest address of subnet after the gateway that is not
 // in used. kinc chooses addresses itself, rather than leaving it to
 // host-local, so that a stopped node keeps its address for its restart.

@@ -52,13 +52,13 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, spec runtime.NetworkSpec) (
 		Bridge:  bridgeName(r.namespace, spec.Name),
 		Labels:  spec.Labels,
 	}
-	v4, err := chooseSubnet(spec.Subnet, poolV4, subnetBitsV4, kinc, true)
+	v4, err := chooseSubnet(spec.Subnet, runtime.PoolV4, runtime.SubnetBitsV4, kinc, true)
 	if err != nil {
 		return runtime.Network{}, fmt.Errorf("creating network %q: %w", spec.Name, err)
 	}
 	n.Subnet, n.Gateway = v4.String(), gatewayOf(v4).String()
 	if spec.IPv6 || spec.SubnetV6 != "" {
-		v6, err := chooseSubnet(spec.SubnetV6, poolV6, subnetBitsV6, kinc, false)
+		v6, err := chooseSubnet(spec.SubnetV6, runtime.PoolV6, runtime.SubnetBitsV6, kinc, false)
 		if err != nil {
 			return runtime.Network{}, fmt.Errorf("creating network %q: %w", spec.Name, err)
 		}
@@ -85,7 +85,7 @@ func (n networkState) network() runtime.Network {
 // network, or picks one from pool that also avoids the host's routes.
 func chooseSubnet(asked string, pool netip.Prefix, bits int, kinc []netip.Prefix, v4 bool) (netip.Prefix, error) {
 	if asked == "" {
-		return pickSubnet(pool, bits, append(hostPrefixes(), kinc...))
+		return runtime.PickSubnet(pool, bits, append(runtime.HostPrefixes(), kinc...))
 	}
 	p, err := netip.ParsePrefix(asked)
 	if err != nil {
@@ -95,8 +95,10 @@ func chooseSubnet(asked string, pool netip.Prefix, bits int, kinc []netip.Prefix
 		return netip.Prefix{}, fmt.Errorf("subnet %q: wrong address family: %w", asked, runtime.ErrInvalid)
 	}
 	p = p.Masked()
-	if overlapsAny(p, kinc) {
-		return netip.Prefix{}, fmt.Errorf("subnet %s overlaps another kinc network: %w", p, runtime.ErrAlreadyExists)
+	for _, k := range kinc {
+		if k.Addr().Is4() == v4 && k.Overlaps(p) {
+			return netip.Prefix{}, fmt.Errorf("subnet %s overlaps kinc network subnet %s: %w", p, k, runtime.ErrAlreadyExists)
+		}
 	}
 	return p, nil
 }
