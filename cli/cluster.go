@@ -226,7 +226,7 @@ func clusterKubeconfig(e *env, c *cli.Context) ([]byte, error) {
 func exportCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "export",
-		Usage: "export a cluster's kubeconfig",
+		Usage: "export a cluster's kubeconfig or logs",
 		Subcommands: []*cli.Command{{
 			Name:  "kubeconfig",
 			Usage: "merge a cluster's kubeconfig into --kubeconfig, $KUBECONFIG or ~/.kube/config",

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"os"
-	goruntime "runtime"
 
 	"github.com/urfave/cli/v2"
 
@@ -65,10 +64,4 @@ func exportLogsCommand(e *env) *cli.Command {
 			return nil
 		},
 	}
-}
-
-// versionText is what `kinc version` prints.
-func versionText() string {
-	return fmt.Sprintf("kinc %s commit %s %s %s/%s\ndefault node image: %s\n",
-		version, commit, goruntime.Version(), goruntime.GOOS, goruntime.GOARCH, defaultNodeImage)
 }

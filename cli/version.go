@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	goruntime "runtime"
 
 	"github.com/urfave/cli/v2"
@@ -18,9 +19,14 @@ func versionCommand(e *env) *cli.Command {
 		Name:  "version",
 		Usage: "print kinc's version, commit, Go version and default node image",
 		Action: func(c *cli.Context) error {
-			fmt.Fprintf(e.stdout, "kinc %s commit %s %s %s/%s\ndefault node image: %s\n",
-				version, commit, goruntime.Version(), goruntime.GOOS, goruntime.GOARCH, defaultNodeImage)
-			return nil
+			_, err := io.WriteString(e.stdout, versionText())
+			return err
 		},
 	}
+}
+
+// versionText is what `kinc version` prints (and export logs keeps).
+func versionText() string {
+	return fmt.Sprintf("kinc %s commit %s %s %s/%s\ndefault node image: %s\n",
+		version, commit, goruntime.Version(), goruntime.GOOS, goruntime.GOARCH, defaultNodeImage)
 }

@@ -485,7 +485,7 @@ func (c *creation) initControlPlane(ctx context.Context) error {
 	if len(c.cfg.ControlPlanes()) > 1 {
 		args = append(args, "--upload-certs")
 	}
-	if _, err := cp.output(ctx, args...); err != nil {
+	if err := cp.runLogged(ctx, args...); err != nil {
 		return fmt.Errorf("running kubeadm init on %s: %w", cp.name, err)
 	}
 	admin, err := cp.readFile(ctx, adminConfPath)
@@ -529,7 +529,7 @@ func (c *creation) joinWorkers(ctx context.Context) error {
 }
 
 func (c *creation) join(ctx context.Context, n node) error {
-	if _, err := n.output(ctx, "kubeadm", "join", "--config="+kubeadmConfigPath,
+	if err := n.runLogged(ctx, "kubeadm", "join", "--config="+kubeadmConfigPath,
 		"--ignore-preflight-errors="+ignoredPreflightErrors); err != nil {
 		return fmt.Errorf("running kubeadm join on %s: %w", n.name, err)
 	}
