@@ -69,6 +69,7 @@ func buildCommand(e *env) *cli.Command {
 					}
 					opts := []nodeimage.NodeOption{
 						nodeimage.WithKubeSource(c.String("kube-source")),
+						nodeimage.WithNodeProgress(newStatus(e)),
 						nodeimage.WithExtraImages(c.StringSlice("extra-image")...),
 						nodeimage.WithDefaultBase(nodeimage.WithProgress(newStatus(e)), nodeimage.WithLogger(logger(e))),
 					}

@@ -251,11 +251,17 @@ func (noProgress) End(string, error) {}
 
 // step runs fn bracketed by progress reports.
 func (o *baseOptions) step(name string, fn func() error) error {
-	o.progress.Start(name)
 	start := time.Now()
-	err := fn()
-	o.progress.End(name, err)
+	err := runStep(o.progress, name, fn)
 	o.log.Debug("step done", "step", name, "took", time.Since(start).Round(time.Millisecond), "err", err)
+	return err
+}
+
+// runStep runs fn between p.Start and p.End.
+func runStep(p Progress, name string, fn func() error) error {
+	p.Start(name)
+	err := fn()
+	p.End(name, err)
 	return err
 }
 

@@ -70,6 +70,7 @@ type nodeOptions struct {
 	output      *Output
 	baseOpts    []BaseOption
 	log         io.Writer
+	progress    Progress
 	gobuildOpts []gobuild.Option
 	remoteOpts  []remote.Option
 	httpClient  *http.Client
@@ -185,6 +186,11 @@ func WithNodeWorkDir(dir string) NodeOption {
 	}
 }
 
+// WithNodeProgress reports each step of the build (the CLI prints them).
+func WithNodeProgress(p Progress) NodeOption {
+	return func(o *nodeOptions) error { o.progress = p; return nil }
+}
+
 // WithNodeLog makes the build say what it does.
 func WithNodeLog(w io.Writer) NodeOption {
 	return func(o *nodeOptions) error {
@@ -254,6 +260,7 @@ func BuildNode(ctx context.Context, opts ...NodeOption) (img *NodeImage, err err
 		storage:    true,
 		log:        io.Discard,
 		httpClient: http.DefaultClient,
+		progress:   noProgress{},
 	}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
@@ -286,26 +293,33 @@ func BuildNode(ctx context.Context, opts ...NodeOption) (img *NodeImage, err err
 	if b.baseFile, err = b.baseFiles(); err != nil {
 		return nil, err
 	}
-	if err := b.kubernetes(ctx); err != nil {
-		return nil, err
-	}
 	var crictl string
-	if !b.baseHasCrictl() {
-		if crictl, err = b.crictl(ctx); err != nil {
-			return nil, err
+	err = runStep(o.progress, fmt.Sprintf("Building Kubernetes %s (%s)", o.version, o.kubeSource), func() error {
+		if err := b.kubernetes(ctx); err != nil {
+			return err
 		}
-	}
-	refs, err := b.imageList(ctx)
+		if !b.baseHasCrictl() {
+			crictl, err = b.crictl(ctx)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	if o.defaultCNI {
-		refs = append(refs, FlannelImage)
-	}
-	if o.storage {
-		refs = append(refs, LocalPathImage)
-	}
-	archives, preloaded, err := b.preload(ctx, refs)
+	var refs, archives, preloaded []string
+	err = runStep(o.progress, "Building the preloaded images", func() error {
+		if refs, err = b.imageList(ctx); err != nil {
+			return err
+		}
+		if o.defaultCNI {
+			refs = append(refs, FlannelImage)
+		}
+		if o.storage {
+			refs = append(refs, LocalPathImage)
+		}
+		archives, preloaded, err = b.preload(ctx, refs)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -336,14 +350,18 @@ func BuildNode(ctx context.Context, opts ...NodeOption) (img *NodeImage, err err
 	for _, a := range archives {
 		imageEntries = append(imageEntries, Entry{Path: "/kind/images/" + filepath.Base(a), Source: a})
 	}
-	fmt.Fprintf(o.log, "Writing node image layers ...\n")
-	kubeLayer, err := LayerFromEntries(ctx, kubeEntries, WithLayerDir(dir))
+	var kubeLayer, imagesLayer v1.Layer
+	err = runStep(o.progress, "Writing the node image layers", func() error {
+		if kubeLayer, err = LayerFromEntries(ctx, kubeEntries, WithLayerDir(dir)); err != nil {
+			return fmt.Errorf("making the Kubernetes layer: %w", err)
+		}
+		if imagesLayer, err = LayerFromEntries(ctx, imageEntries, WithLayerDir(dir)); err != nil {
+			return fmt.Errorf("making the images layer: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("making the Kubernetes layer: %w", err)
-	}
-	imagesLayer, err := LayerFromEntries(ctx, imageEntries, WithLayerDir(dir))
-	if err != nil {
-		return nil, fmt.Errorf("making the images layer: %w", err)
+		return nil, err
 	}
 	node, err := appendLayers(b.base, []v1.Layer{kubeLayer, imagesLayer}, []string{
 		"kinc build node-image: Kubernetes " + b.version,
