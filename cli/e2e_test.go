@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -200,6 +201,10 @@ func TestClusterLifecycle(t *testing.T) {
 				t.Fatalf("create: exit %d\n%s\n%s", code, out, errOut)
 			}
 			t.Logf("create --wait took %s", time.Since(start).Round(time.Second))
+			// A second create of the same name fails before touching anything.
+			if code, _, errOut := run(t, "", "--runtime", rt, "create", "cluster", "--name", name, "--kubeconfig", kc); code == 0 || !strings.Contains(errOut, "already exists") || !strings.Contains(errOut, "kinc delete cluster --name "+name) {
+				t.Errorf("second create: exit %d: %s", code, errOut)
+			}
 			k := kubectl{t: t, bin: kubectlBinary(t), kubeconfig: kc, context: "kinc-" + name}
 			nodes := k.must("get", "nodes", "--no-headers")
 			if !strings.Contains(nodes, name+"-control-plane") || !strings.Contains(nodes, " Ready") {
@@ -355,5 +360,28 @@ kubeadmConfigPatchesJSON6902:
 	assertGone(t, rt, "e2e-fail")
 	if after, _ := os.ReadFile(kc); string(after) != otherKubeconfig {
 		t.Errorf("kubeconfig changed:\n%s", after)
+	}
+}
+
+// A host port in use fails the create before anything is made.
+func TestCreatePortInUse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a container runtime")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	cfg := fmt.Sprintf("apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\nnetworking:\n  apiServerPort: %d\n", port)
+	for _, rt := range testRuntimes() {
+		t.Run(rt, func(t *testing.T) {
+			code, _, errOut := run(t, cfg, "--runtime", rt, "create", "cluster", "--name", "port-in-use", "--config", "-")
+			if code == 0 || !strings.Contains(errOut, fmt.Sprintf("127.0.0.1:%d/tcp is in use", port)) {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			assertGone(t, rt, "port-in-use")
+		})
 	}
 }
