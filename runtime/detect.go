@@ -25,6 +25,18 @@ type Backend struct {
 	StartHint string
 }
 
+// OpenWith adapts a backend's constructor to Backend.Open, keeping a nil
+// *T out of the returned interface when the constructor fails.
+func OpenWith[T Runtime](newRuntime func(context.Context) (T, error)) func(context.Context) (Runtime, error) {
+	return func(ctx context.Context) (Runtime, error) {
+		r, err := newRuntime(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+}
+
 // detectOrder is the order auto-detection tries backends in; backends not
 // listed come after, by name.
 var detectOrder = []string{"podman", "docker", "containerd"}

@@ -103,7 +103,7 @@ func WithCNIBinDirs(dirs ...string) Option {
 func init() {
 	runtime.Register(runtime.Backend{
 		Name:      "containerd",
-		Open:      func(ctx context.Context) (runtime.Runtime, error) { return New(ctx) },
+		Open:      runtime.OpenWith(func(ctx context.Context) (*Runtime, error) { return New(ctx) }),
 		Sockets:   func() []string { return []string{address("")} },
 		StartHint: "sudo containerd (or: sudo systemctl start containerd)",
 	})

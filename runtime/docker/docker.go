@@ -21,14 +21,8 @@ const Name = "docker"
 
 func init() {
 	runtime.Register(runtime.Backend{
-		Name: Name,
-		Open: func(ctx context.Context) (runtime.Runtime, error) {
-			r, err := New(ctx)
-			if err != nil {
-				return nil, err // not a typed nil inside the interface
-			}
-			return r, nil
-		},
+		Name:      Name,
+		Open:      runtime.OpenWith(func(ctx context.Context) (*Runtime, error) { return New(ctx) }),
 		Sockets:   Sockets,
 		StartHint: "sudo systemctl start docker (or dockerd &)",
 	})

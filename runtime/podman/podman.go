@@ -28,14 +28,8 @@ const rootfulSocket = "/run/podman/podman.sock"
 
 func init() {
 	runtime.Register(runtime.Backend{
-		Name: Name,
-		Open: func(ctx context.Context) (runtime.Runtime, error) {
-			r, err := New(ctx)
-			if err != nil {
-				return nil, err // not a typed nil inside the interface
-			}
-			return r, nil
-		},
+		Name:      Name,
+		Open:      runtime.OpenWith(func(ctx context.Context) (*Runtime, error) { return New(ctx) }),
 		Sockets:   Sockets,
 		StartHint: "systemctl --user start podman.socket (rootless), sudo systemctl start podman.socket, or podman system service --time=0 &",
 	})
