@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMultiNodeNetworking makes one control plane and two workers on the
+// runtimes after the first (the first runs the HA test) and checks that a
+// pod on each worker reaches a pod on the other, by pod IP and by service.
+func TestMultiNodeNetworking(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates real clusters")
+	}
+	rts := testRuntimes()
+	if len(rts) > 1 {
+		rts = rts[1:]
+	}
+	const cfg = `apiVersion: kind.x-k8s.io/v1alpha4
+kind: Cluster
+nodes:
+- role: control-plane
+- role: worker
+- role: worker
+`
+	for _, rt := range rts {
+		t.Run(rt, func(t *testing.T) {
+			ensureNodeImage(t, rt)
+			name := "e2e-multi-" + rt
+			kc := filepath.Join(t.TempDir(), "config")
+			t.Cleanup(func() { run(t, "", "--runtime", rt, "delete", "cluster", "--name", name, "--kubeconfig", kc) })
+			start := time.Now()
+			if code, out, errOut := run(t, cfg, "--runtime", rt, "create", "cluster", "--name", name, "--config", "-", "--kubeconfig", kc, "--wait", "6m"); code != 0 {
+				t.Fatalf("create: exit %d\n%s\n%s", code, out, errOut)
+			}
+			t.Logf("1+2 create --wait took %s", time.Since(start).Round(time.Second))
+			if code, _, errOut := run(t, "", "--runtime", rt, "load", "image-archive", helloArchive(t), "--name", name); code != 0 {
+				t.Fatalf("load: exit %d: %s", code, errOut)
+			}
+			k := kubectl{t: t, bin: kubectlBinary(t), kubeconfig: kc, context: "kinc-" + name}
+			var manifest strings.Builder
+			for _, w := range []string{"worker", "worker2"} {
+				fmt.Fprintf(&manifest, `apiVersion: v1
+kind: Pod
+metadata:
+  name: hello-%[1]s
+  labels: {app: hello-%[1]s}
+spec:
+  nodeName: %[2]s-%[1]s
+  containers:
+  - {name: hello, image: localhost/hello:1, imagePullPolicy: Never}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: hello-%[1]s
+spec:
+  selector: {app: hello-%[1]s}
+  ports: [{port: 80, targetPort: 5000}]
+---
+`, w, name)
+			}
+			f := filepath.Join(t.TempDir(), "pods.yaml")
+			os.WriteFile(f, []byte(manifest.String()), 0o644)
+			k.must("apply", "-f", f)
+			k.must("wait", "--for=condition=Ready", "pod/hello-worker", "pod/hello-worker2", "--timeout=3m")
+			for _, pair := range [][2]string{{"worker", "worker2"}, {"worker2", "worker"}} {
+				from, to := "hello-"+pair[0], "hello-"+pair[1]
+				ip := strings.TrimSpace(k.must("get", "pod", to, "-o", "jsonpath={.status.podIP}"))
+				for _, url := range []string{"http://" + ip + ":5000/", "http://" + to + "/"} {
+					eventually(t, from+" -> "+url, time.Minute, func() error {
+						out, err := k.run("exec", from, "--", "/hello", "get", url)
+						if err != nil || !strings.Contains(out, "served from host : "+to) {
+							return fmt.Errorf("%v: %s", err, out)
+						}
+						return nil
+					})
+				}
+			}
+			if code, _, errOut := run(t, "", "--runtime", rt, "delete", "cluster", "--name", name, "--kubeconfig", kc); code != 0 {
+				t.Fatalf("delete: exit %d: %s", code, errOut)
+			}
+			assertGone(t, rt, name)
+		})
+	}
+}
