@@ -12,7 +12,6 @@ import (
 	"github.com/kinc-dev/kinc/cluster"
 	"github.com/kinc-dev/kinc/cluster/config"
 	"github.com/kinc-dev/kinc/nodeimage"
-	"github.com/kinc-dev/kinc/runtime"
 )
 
 // stepTimer records how long each create step takes.
@@ -55,11 +54,7 @@ func BenchmarkCreateDelete(b *testing.B) {
 		b.Run(rtName, func(b *testing.B) {
 			ensureNodeImage(b, rtName)
 			ctx := context.Background()
-			rt, err := runtime.Detect(ctx, rtName)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer rt.Close()
+			rt := openTestRuntime(b, rtName)
 			timer := &stepTimer{started: map[string]time.Time{}, took: map[string]time.Duration{}}
 			var create, del time.Duration
 			for i := 0; i < b.N; i++ {

@@ -55,11 +55,7 @@ func ensureNodeImage(t testing.TB, rtName string) {
 		return
 	}
 	ctx := context.Background()
-	rt, err := runtime.Detect(ctx, rtName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
+	rt := openTestRuntime(t, rtName)
 	start := time.Now()
 	if _, err := nodeimage.Load(ctx, rt, nodeImage, nodeimage.DefaultImage); err != nil {
 		t.Fatalf("loading the node image into %s: %v", rtName, err)
@@ -308,11 +304,7 @@ spec:
 func assertGone(t *testing.T, rtName, name string) {
 	t.Helper()
 	ctx := context.Background()
-	rt, err := runtime.Detect(ctx, rtName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
+	rt := openTestRuntime(t, rtName)
 	left, err := rt.ListNodes(ctx, map[string]string{runtime.LabelCluster: name})
 	if err != nil {
 		t.Fatal(err)

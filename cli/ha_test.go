@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/kinc-dev/kinc/runtime"
 )
 
 // TestHACluster is the blog post's HA cluster (three control planes and a
@@ -40,11 +38,7 @@ func TestHACluster(t *testing.T) {
 
 	// The kubeconfig must name the load balancer's host port, not a node's.
 	ctx := context.Background()
-	r, err := runtime.Detect(ctx, rt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openTestRuntime(t, rt)
 	lbst, err := r.InspectNode(ctx, name+"-external-load-balancer")
 	if err != nil {
 		t.Fatal(err)

@@ -125,11 +125,7 @@ func toArchive(t *testing.T, ref string, img v1.Image) string {
 func intoRuntime(t *testing.T, rtName, archive string) {
 	t.Helper()
 	ctx := context.Background()
-	rt, err := runtime.Detect(ctx, rtName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close()
+	rt := openTestRuntime(t, rtName)
 	f, err := os.Open(archive)
 	if err != nil {
 		t.Fatal(err)

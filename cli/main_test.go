@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"context"
 	"os"
 	"strings"
+	"testing"
+
+	"github.com/kinc-dev/kinc/runtime"
 )
 
 // testRuntimes are the runtimes real tests use: $KINC_TEST_RUNTIMES, else
@@ -12,4 +16,16 @@ func testRuntimes() []string {
 		return s
 	}
 	return []string{"podman", "docker", "containerd"}
+}
+
+// openTestRuntime connects to a test runtime or fails the test; it is
+// closed when the test ends.
+func openTestRuntime(t testing.TB, name string) runtime.Runtime {
+	t.Helper()
+	rt, err := runtime.Detect(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	return rt
 }

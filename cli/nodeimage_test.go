@@ -26,11 +26,7 @@ func TestNodeImageBoots(t *testing.T) {
 			ensureNodeImage(t, rtName)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
-			rt, err := runtime.Detect(ctx, rtName)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rt.Close()
+			rt := openTestRuntime(t, rtName)
 			name := "kinc-image-check-" + rtName
 			t.Cleanup(func() { rt.DeleteNode(context.Background(), name) })
 			if _, err := rt.CreateNode(ctx, runtime.NodeSpec{Name: name, Image: nodeimage.DefaultImage, Hostname: name}); err != nil {

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -216,9 +217,8 @@ func readArchiveTags(archive []byte) ([]string, error) {
 	return tags, nil
 }
 
-// retag returns a docker-archive of the image ref (from the testbin
-// archive) under the name to.
-func retag(t testing.TB, ref, to string) []byte {
+// testbinImage reads the image ref from the testbin archive, and parses to.
+func testbinImage(t testing.TB, ref, to string) (v1.Image, name.Tag) {
 	t.Helper()
 	_, path := TestbinArchive(t)
 	from, err := name.NewTag(ref)
@@ -233,6 +233,14 @@ func retag(t testing.TB, ref, to string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return img, tag
+}
+
+// retag returns a docker-archive of the image ref (from the testbin
+// archive) under the name to.
+func retag(t testing.TB, ref, to string) []byte {
+	t.Helper()
+	img, tag := testbinImage(t, ref, to)
 	var buf bytes.Buffer
 	if err := tarball.Write(tag, img, &buf); err != nil {
 		t.Fatalf("writing %s: %v", to, err)
@@ -244,19 +252,7 @@ func retag(t testing.TB, ref, to string) []byte {
 // ref from the testbin archive, named to.
 func ociArchive(t testing.TB, ref, to string) []byte {
 	t.Helper()
-	_, path := TestbinArchive(t)
-	from, err := name.NewTag(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := tarball.ImageFromPath(path, &from)
-	if err != nil {
-		t.Fatalf("reading %s from %s: %v", ref, path, err)
-	}
-	tag, err := name.NewTag(to)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img, tag := testbinImage(t, ref, to)
 	var buf bytes.Buffer
 	if err := nodeimage.WriteOCIArchive(&buf, img, tag); err != nil {
 		t.Fatalf("writing oci-archive %s: %v", to, err)
