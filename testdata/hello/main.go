@@ -1,7 +1,8 @@
 // Command hello is the web server of the end-to-end tests: it answers every
 // path with the name of the host (the pod) that served it. `hello get URL`
 // fetches URL and prints the body, so tests can check pod-to-pod traffic
-// from inside a pod whose image holds nothing else.
+// from inside a pod whose image holds nothing else. Files under /data, when
+// a volume is mounted there, are served under /files/.
 package main
 
 import (
@@ -22,6 +23,7 @@ func main() {
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "<h1>Path %s served from host : %s</h1>\n", r.URL.Path, host)
 	})
+	http.Handle("/files/", http.StripPrefix("/files/", http.FileServer(http.Dir("/data"))))
 	log.Fatal(http.ListenAndServe(":5000", nil))
 }
 

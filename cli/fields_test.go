@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestConfigFieldsInEffect makes a cluster whose config maps a NodePort to
+// a free host port, mounts a host directory into the node and labels the
+// node: the host port reaches the pod, which serves a file of the host
+// directory through a hostPath volume, and the node carries its label.
+func TestConfigFieldsInEffect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates real clusters")
+	}
+	rt := testRuntimes()[0]
+	ensureNodeImage(t, rt)
+	shared := t.TempDir()
+	if err := os.WriteFile(filepath.Join(shared, "greeting.txt"), []byte("hello from the host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`apiVersion: kind.x-k8s.io/v1alpha4
+kind: Cluster
+nodes:
+- role: control-plane
+  labels:
+    kinc.dev/test: fields
+  extraMounts:
+  - hostPath: %s
+    containerPath: /shared
+    readOnly: true
+  extraPortMappings:
+  - containerPort: 30080
+    hostPort: 0
+    listenAddress: 127.0.0.1
+`, shared)
+	name := "e2e-fields"
+	kc := filepath.Join(t.TempDir(), "config")
+	t.Cleanup(func() { run(t, "", "--runtime", rt, "delete", "cluster", "--name", name, "--kubeconfig", kc) })
+	if code, out, errOut := run(t, cfg, "--runtime", rt, "create", "cluster", "--name", name, "--config", "-", "--kubeconfig", kc, "--wait", "5m"); code != 0 {
+		t.Fatalf("create: exit %d\n%s\n%s", code, out, errOut)
+	}
+	k := kubectl{t: t, bin: kubectlBinary(t), kubeconfig: kc, context: "kinc-" + name}
+	if got := k.must("get", "nodes", "-l", "kinc.dev/test=fields", "-o", "name"); !strings.Contains(got, name+"-control-plane") {
+		t.Errorf("node label not set: %q", got)
+	}
+	if code, _, errOut := run(t, "", "--runtime", rt, "load", "image-archive", helloArchive(t), "--name", name); code != 0 {
+		t.Fatalf("load: exit %d: %s", code, errOut)
+	}
+	const manifest = `apiVersion: v1
+kind: Pod
+metadata:
+  name: files
+  labels: {app: files}
+spec:
+  containers:
+  - name: hello
+    image: localhost/hello:1
+    imagePullPolicy: Never
+    volumeMounts: [{name: shared, mountPath: /data}]
+  volumes:
+  - name: shared
+    hostPath: {path: /shared}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: files
+spec:
+  type: NodePort
+  selector: {app: files}
+  ports: [{port: 80, targetPort: 5000, nodePort: 30080}]
+`
+	f := filepath.Join(t.TempDir(), "files.yaml")
+	os.WriteFile(f, []byte(manifest), 0o644)
+	k.must("apply", "-f", f)
+	k.must("wait", "--for=condition=Ready", "pod/files", "--timeout=3m")
+
+	// The host port was picked at create time: the runtime reports it.
+	st, err := openTestRuntime(t, rt).InspectNode(context.Background(), name+"-control-plane")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostPort := 0
+	for _, p := range st.Ports {
+		if p.ContainerPort == 30080 {
+			hostPort = p.HostPort
+		}
+	}
+	if hostPort == 0 {
+		t.Fatalf("no host port for 30080 in %+v", st.Ports)
+	}
+	_, wide, _ := run(t, "", "--runtime", rt, "get", "nodes", "--name", name, "-o", "wide")
+	if !strings.Contains(wide, fmt.Sprintf("127.0.0.1:%d->30080/tcp", hostPort)) {
+		t.Errorf("get nodes -o wide does not show the mapped port %d:\n%s", hostPort, wide)
+	}
+	eventually(t, "the host file through the mapped port", time.Minute, func() error {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/files/greeting.txt", hostPort))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if string(body) != "hello from the host\n" {
+			return fmt.Errorf("status %d, body %q", resp.StatusCode, body)
+		}
+		return nil
+	})
+}
