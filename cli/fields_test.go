@@ -40,12 +40,19 @@ nodes:
   - containerPort: 30080
     hostPort: 0
     listenAddress: 127.0.0.1
+containerdConfigPatches:
+- |-
+  [plugins."io.containerd.grpc.v1.cri"]
+    max_container_log_line_size = 12345
 `, shared)
 	name := "e2e-fields"
 	kc := filepath.Join(t.TempDir(), "config")
 	t.Cleanup(func() { run(t, "", "--runtime", rt, "delete", "cluster", "--name", name, "--kubeconfig", kc) })
 	if code, out, errOut := run(t, cfg, "--runtime", rt, "create", "cluster", "--name", name, "--config", "-", "--kubeconfig", kc, "--wait", "5m"); code != 0 {
 		t.Fatalf("create: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if out, err := execIn(rt, name+"-control-plane", "grep", "-c", "max_container_log_line_size = 12345", "/etc/containerd/config.toml"); err != nil || strings.TrimSpace(out) != "1" {
+		t.Errorf("containerd config patch not applied: %v %q", err, out)
 	}
 	k := kubectl{t: t, bin: kubectlBinary(t), kubeconfig: kc, context: "kinc-" + name}
 	if got := k.must("get", "nodes", "-l", "kinc.dev/test=fields", "-o", "name"); !strings.Contains(got, name+"-control-plane") {

@@ -187,6 +187,11 @@ func (nopProgress) End(string, error) {}
 // checkFree fails, before anything is made, when the cluster exists or a
 // host port it needs is taken.
 func (c *creation) checkFree(ctx context.Context) error {
+	// Nodes get fixed IPv4 addresses only, so far: refuse IPv6 before
+	// anything exists rather than half-way through kubeadm.
+	if f := c.cfg.Networking.IPFamily; f != "" && f != config.IPv4Family {
+		return fmt.Errorf("networking.ipFamily %q is not supported by kinc create yet: use ipv4 (the default); `--dry-run` still shows the plan", f)
+	}
 	existing, err := c.rt.ListNodes(ctx, map[string]string{runtime.LabelCluster: c.cfg.Name})
 	if err != nil {
 		return fmt.Errorf("listing containers: %w", err)
