@@ -147,9 +147,6 @@ func bridgeConflist(podCIDR string) ([]byte, error) {
 // routePods gives every node a route to every other node's pod range over
 // the cluster network.
 func (c *creation) routePods(ctx context.Context) error {
-	if !c.staticCNI {
-		return nil
-	}
 	cidrs := map[string]string{}
 	for _, np := range c.plan.Nodes {
 		cidr, err := c.podCIDR(ctx, np.Name)

@@ -18,6 +18,7 @@ import (
 	"github.com/kinc-dev/kinc/cluster/kubeadm"
 	"github.com/kinc-dev/kinc/cluster/kubeconfig"
 	"github.com/kinc-dev/kinc/lb"
+	"github.com/kinc-dev/kinc/nodeimage"
 	"github.com/kinc-dev/kinc/runtime"
 )
 
@@ -114,7 +115,7 @@ func Create(ctx context.Context, rt runtime.Runtime, cfg *config.Cluster, opts .
 	c := &creation{rt: rt, cfg: cfg, createOptions: createOptions{
 		progress: nopProgress{},
 		log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-		fallback: "v1.34.4",
+		fallback: nodeimage.DefaultKubernetesVersion,
 	}}
 	for _, opt := range opts {
 		if err := opt(&c.createOptions); err != nil {
@@ -142,28 +143,31 @@ func Create(ctx context.Context, rt runtime.Runtime, cfg *config.Cluster, opts .
 			c.rollback()
 			err = fmt.Errorf("%w\n(everything created was removed; run again with --retain to keep the nodes for debugging)", err)
 		} else if err != nil && made {
-			err = fmt.Errorf("%w\n(nodes kept because of --retain: look inside with `%s exec -it NODE journalctl -u kubelet`; remove them with `kinc delete cluster --name %s`)", err, c.info.Name, cfg.Name)
+			err = fmt.Errorf("%w\n(nodes kept because of --retain: collect their logs with `kinc export logs --name %[2]s`; remove them with `kinc delete cluster --name %[2]s`)", err, cfg.Name)
 		}
 	}()
+	never := func() bool { return false }
+	when := func(b bool) func() bool { return func() bool { return b } }
 	steps := []struct {
 		name string
 		run  func(context.Context) error
-		skip bool
+		skip func() bool // asked when the step's turn comes
 	}{
-		{name: fmt.Sprintf("Ensuring node image (%s)", c.plan.Nodes[0].Image), run: c.ensureImages},
-		{name: "Preparing nodes", run: c.provision},
-		{name: "Writing configuration", run: c.configure},
-		{name: "Starting control-plane", run: c.initControlPlane},
-		{name: "Installing CNI", run: c.installCNI, skip: cfg.Networking.DisableDefaultCNI},
-		{name: "Installing StorageClass", run: c.installStorage},
-		{name: "Joining more control-plane nodes", run: c.joinControlPlanes, skip: len(cfg.ControlPlanes()) < 2},
-		{name: "Joining worker nodes", run: c.joinWorkers, skip: len(cfg.Workers()) == 0},
-		{name: "Connecting pod networks", run: c.routePods, skip: len(cfg.Nodes) < 2 || cfg.Networking.DisableDefaultCNI},
-		{name: "Writing kubeconfig", run: c.writeKubeconfig, skip: c.kubeconfigPath == ""},
-		{name: fmt.Sprintf("Waiting ≤ %s for control-plane = Ready", c.wait), run: c.waitReady, skip: c.wait <= 0},
+		{fmt.Sprintf("Ensuring node image (%s)", c.plan.Nodes[0].Image), c.ensureImages, never},
+		{"Preparing nodes", c.provision, never},
+		{"Writing configuration", c.configure, never},
+		{"Starting control-plane", c.initControlPlane, never},
+		{"Installing CNI", c.installCNI, when(cfg.Networking.DisableDefaultCNI)},
+		{"Installing StorageClass", c.installStorage, never},
+		{"Joining more control-plane nodes", c.joinControlPlanes, when(len(cfg.ControlPlanes()) < 2)},
+		{"Joining worker nodes", c.joinWorkers, when(len(cfg.Workers()) == 0)},
+		// Only images without a CNI manifest need kinc's routes (cni.go).
+		{"Connecting pod networks", c.routePods, func() bool { return len(cfg.Nodes) < 2 || !c.staticCNI }},
+		{"Writing kubeconfig", c.writeKubeconfig, when(c.kubeconfigPath == "")},
+		{fmt.Sprintf("Waiting ≤ %s for control-plane = Ready", c.wait), c.waitReady, when(c.wait <= 0)},
 	}
 	for _, s := range steps {
-		if s.skip {
+		if s.skip() {
 			continue
 		}
 		c.progress.Start(s.name)
