@@ -137,6 +137,7 @@ func TestCreateMissingImage(t *testing.T) {
 	}
 	for _, rt := range testRuntimes() {
 		t.Run(rt, func(t *testing.T) {
+			run(t, "", "--runtime", rt, "delete", "cluster", "--name", "missing-image") // an aborted earlier run's
 			code, _, errOut := run(t, "", "--runtime", rt, "create", "cluster", "--name", "missing-image", "--image", "kinc-test/absent:v1.34.4")
 			if code == 0 || !strings.Contains(errOut, "kinc build node-image --load") {
 				t.Fatalf("exit %d, stderr %q", code, errOut)

@@ -189,7 +189,7 @@ func TestClusterLifecycle(t *testing.T) {
 			if err := os.WriteFile(kc, []byte(otherKubeconfig), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { run(t, "", "--runtime", rt, "delete", "cluster", "--name", name, "--kubeconfig", kc) })
+			freshCluster(t, rt, name, kc)
 
 			start := time.Now()
 			code, out, errOut := run(t, "", "--runtime", rt, "-v", "1", "create", "cluster", "--name", name, "--kubeconfig", kc, "--wait", "5m")
@@ -339,6 +339,7 @@ kubeadmConfigPatchesJSON6902:
 `
 	kc := filepath.Join(t.TempDir(), "config")
 	os.WriteFile(kc, []byte(otherKubeconfig), 0o600)
+	run(t, "", "--runtime", rt, "delete", "cluster", "--name", "e2e-fail") // an aborted earlier run's
 	code, _, errOut := run(t, cfg, "--runtime", rt, "create", "cluster", "--name", "e2e-fail", "--config", "-", "--kubeconfig", kc)
 	if code == 0 {
 		run(t, "", "--runtime", rt, "delete", "cluster", "--name", "e2e-fail")
@@ -369,6 +370,7 @@ func TestCreatePortInUse(t *testing.T) {
 	cfg := fmt.Sprintf("apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\nnetworking:\n  apiServerPort: %d\n", port)
 	for _, rt := range testRuntimes() {
 		t.Run(rt, func(t *testing.T) {
+			run(t, "", "--runtime", rt, "delete", "cluster", "--name", "port-in-use") // an aborted earlier run's
 			code, _, errOut := run(t, cfg, "--runtime", rt, "create", "cluster", "--name", "port-in-use", "--config", "-")
 			if code == 0 || !strings.Contains(errOut, fmt.Sprintf("127.0.0.1:%d/tcp is in use", port)) {
 				t.Fatalf("exit %d: %s", code, errOut)

@@ -47,7 +47,7 @@ containerdConfigPatches:
 `, shared)
 	name := "e2e-fields"
 	kc := filepath.Join(t.TempDir(), "config")
-	t.Cleanup(func() { run(t, "", "--runtime", rt, "delete", "cluster", "--name", name, "--kubeconfig", kc) })
+	freshCluster(t, rt, name, kc)
 	if code, out, errOut := run(t, cfg, "--runtime", rt, "create", "cluster", "--name", name, "--config", "-", "--kubeconfig", kc, "--wait", "5m"); code != 0 {
 		t.Fatalf("create: exit %d\n%s\n%s", code, out, errOut)
 	}

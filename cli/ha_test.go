@@ -22,7 +22,7 @@ func TestHACluster(t *testing.T) {
 	ensureNodeImage(t, rt)
 	name := "e2e-ha"
 	kc := filepath.Join(t.TempDir(), "config")
-	t.Cleanup(func() { run(t, "", "--runtime", rt, "delete", "cluster", "--name", name, "--kubeconfig", kc) })
+	freshCluster(t, rt, name, kc)
 	start := time.Now()
 	code, out, errOut := run(t, "", "--runtime", rt, "-v", "1", "create", "cluster", "--name", name,
 		"--config", "../testdata/blog-v1alpha2-ha.yaml", "--kubeconfig", kc, "--wait", "8m")

@@ -148,7 +148,7 @@ func TestLoadAndExportLogs(t *testing.T) {
 	ensureNodeImage(t, rt)
 	const clusterName = "e2e-load"
 	kc := filepath.Join(t.TempDir(), "config")
-	t.Cleanup(func() { run(t, "", "--runtime", rt, "delete", "cluster", "--name", clusterName, "--kubeconfig", kc) })
+	freshCluster(t, rt, clusterName, kc)
 	if code, out, errOut := run(t, "", "--runtime", rt, "create", "cluster", "--name", clusterName, "--kubeconfig", kc, "--wait", "3m"); code != 0 {
 		t.Fatalf("create: exit %d\n%s\n%s", code, out, errOut)
 	}

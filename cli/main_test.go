@@ -29,3 +29,12 @@ func openTestRuntime(t testing.TB, name string) runtime.Runtime {
 	t.Cleanup(func() { rt.Close() })
 	return rt
 }
+
+// freshCluster removes what an aborted earlier run may have left of the
+// cluster, and deletes the cluster when the test ends.
+func freshCluster(t *testing.T, rt, name, kubeconfig string) {
+	t.Helper()
+	del := func() { run(t, "", "--runtime", rt, "delete", "cluster", "--name", name, "--kubeconfig", kubeconfig) }
+	del()
+	t.Cleanup(del)
+}

@@ -32,7 +32,7 @@ nodes:
 			ensureNodeImage(t, rt)
 			name := "e2e-multi-" + rt
 			kc := filepath.Join(t.TempDir(), "config")
-			t.Cleanup(func() { run(t, "", "--runtime", rt, "delete", "cluster", "--name", name, "--kubeconfig", kc) })
+			freshCluster(t, rt, name, kc)
 			start := time.Now()
 			if code, out, errOut := run(t, cfg, "--runtime", rt, "create", "cluster", "--name", name, "--config", "-", "--kubeconfig", kc, "--wait", "6m"); code != 0 {
 				t.Fatalf("create: exit %d\n%s\n%s", code, out, errOut)

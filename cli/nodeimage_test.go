@@ -28,6 +28,8 @@ func TestNodeImageBoots(t *testing.T) {
 			defer cancel()
 			rt := openTestRuntime(t, rtName)
 			name := "kinc-image-check-" + rtName
+			// A node left by an aborted earlier run would clash.
+			rt.DeleteNode(ctx, name)
 			t.Cleanup(func() { rt.DeleteNode(context.Background(), name) })
 			if _, err := rt.CreateNode(ctx, runtime.NodeSpec{Name: name, Image: nodeimage.DefaultImage, Hostname: name}); err != nil {
 				t.Fatal(err)
