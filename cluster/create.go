@@ -451,24 +451,38 @@ func (c *creation) configureContainerd(ctx context.Context, n node, driver strin
 	return n.run(ctx, nil, "systemctl", "restart", "containerd")
 }
 
-// loadImages imports the preloaded images into the node's containerd.
+// loadImages imports the preloaded images into the node's containerd and
+// waits until its CRI plugin (what kubelet and kubeadm ask) lists them.
 func loadImages(ctx context.Context, n node) error {
+	// crictl, not ctr: the CRI plugin starts after containerd's API, and
+	// an image imported before it watches may stay unseen by kubelet.
 	if err := poll(ctx, time.Minute, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
-		_, err := n.output(ctx, "ctr", "--namespace=k8s.io", "version")
+		_, err := n.output(ctx, "crictl", "info")
 		return err == nil, err
 	}); err != nil {
-		return fmt.Errorf("waiting for containerd in %s: %w", n.name, err)
+		return fmt.Errorf("waiting for containerd's CRI in %s: %w", n.name, err)
 	}
 	out, err := n.output(ctx, "sh", "-c", "ls /kind/images/*.tar 2>/dev/null || true")
 	if err != nil {
 		return err
 	}
 	files := strings.Fields(out)
-	return forEach(ctx, files, func(ctx context.Context, f string) error {
+	err = forEach(ctx, files, func(ctx context.Context, f string) error {
 		if _, err := n.output(ctx, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "--no-unpack", f); err != nil {
 			return fmt.Errorf("importing %s in %s: %w", f, n.name, err)
 		}
 		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Every archive holds at least one image.
+	return poll(ctx, 30*time.Second, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
+		out, err := n.output(ctx, "crictl", "images", "-q")
+		if seen := len(strings.Fields(out)); err == nil && seen < len(files) {
+			err = fmt.Errorf("containerd in %s lists %d images after importing %d archives", n.name, seen, len(files))
+		}
+		return err == nil, err
 	})
 }
 
