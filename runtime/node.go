@@ -82,6 +82,15 @@ func MountOptions(m Mount) []string {
 	return opts
 }
 
+// PrepareNode validates spec and picks its free host ports: what a backend
+// does first in CreateNode, before it calls its daemon.
+func PrepareNode(spec NodeSpec) ([]PortMapping, error) {
+	if err := ValidateNodeSpec(spec); err != nil {
+		return nil, err
+	}
+	return ResolvePorts(spec.Ports)
+}
+
 // ValidateNodeSpec checks what every backend needs before it calls its daemon.
 func ValidateNodeSpec(spec NodeSpec) error {
 	var problems []string

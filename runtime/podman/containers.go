@@ -28,10 +28,7 @@ const sigRTMin3 = syscall.Signal(37)
 
 // CreateNode creates the node's /var volume and the container, and starts it.
 func (r *Runtime) CreateNode(ctx context.Context, node runtime.NodeSpec) (runtime.NodeStatus, error) {
-	if err := runtime.ValidateNodeSpec(node); err != nil {
-		return runtime.NodeStatus{}, err
-	}
-	ports, err := runtime.ResolvePorts(node.Ports)
+	ports, err := runtime.PrepareNode(node)
 	if err != nil {
 		return runtime.NodeStatus{}, err
 	}
