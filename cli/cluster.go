@@ -62,7 +62,7 @@ func createCluster(e *env, c *cli.Context) error {
 func deleteCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "delete",
-		Usage: "delete clusters",
+		Usage: "delete clusters or nodes",
 		Subcommands: []*cli.Command{
 			{
 				Name:  "cluster",
@@ -85,6 +85,7 @@ func deleteCommand(e *env) *cli.Command {
 					return deleteClusters(e, c, names)
 				},
 			},
+			deleteNodeCommand(e),
 		},
 	}
 }

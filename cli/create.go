@@ -16,7 +16,7 @@ import (
 func createCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "create",
-		Usage: "create a cluster",
+		Usage: "create a cluster, or a node in one",
 		Subcommands: []*cli.Command{{
 			Name:  "cluster",
 			Usage: "create a local Kubernetes cluster (with --dry-run: print what would be created)",
@@ -44,7 +44,7 @@ func createCommand(e *env) *cli.Command {
 				}
 				return printAs(e, c.String("output"), plan)
 			},
-		}},
+		}, createNodeCommand(e)},
 	}
 }
 

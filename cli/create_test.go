@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -148,4 +149,24 @@ func TestCreateMissingImage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCreateIPVSWithoutKernelSupport asks for kube-proxy's ipvs mode on a
+// host whose kernel has no IPVS: create refuses before making anything
+// and says how to fix it.
+func TestCreateIPVSWithoutKernelSupport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a container runtime")
+	}
+	if _, err := os.Stat("/proc/net/ip_vs"); err == nil {
+		t.Skip("this host has IPVS: the refusal cannot be seen here")
+	}
+	rt := testRuntimes()[0]
+	cfg := "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\nnetworking:\n  kubeProxyMode: ipvs\n"
+	run(t, "", "--runtime", rt, "delete", "cluster", "--name", "no-ipvs") // an aborted earlier run's
+	code, _, errOut := run(t, cfg, "--runtime", rt, "create", "cluster", "--name", "no-ipvs", "--config", "-")
+	if code == 0 || !strings.Contains(errOut, "kubeProxyMode ipvs needs the host kernel's IPVS") || !strings.Contains(errOut, "modprobe") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	assertGone(t, rt, "no-ipvs")
 }

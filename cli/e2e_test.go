@@ -175,13 +175,21 @@ users:
 // TestClusterLifecycle is the walkthrough of the project's starting blog
 // post: a single-node cluster, the hello app loaded from an archive and
 // served through port-forward, a volume claim bound, and a clean delete.
-// On runtimes other than the first it checks create, Ready and delete.
+// On runtimes other than the first it checks create, Ready and delete; the
+// last of them runs no kube-proxy (kubeProxyMode none), which the default
+// CNI must not need.
 func TestClusterLifecycle(t *testing.T) {
 	if testing.Short() {
 		t.Skip("creates real clusters")
 	}
-	for i, rt := range testRuntimes() {
+	rts := testRuntimes()
+	for i, rt := range rts {
 		full := i == 0
+		noProxy := i > 0 && i == len(rts)-1
+		cfg := "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\n"
+		if noProxy {
+			cfg += "networking:\n  kubeProxyMode: none\n"
+		}
 		t.Run(rt, func(t *testing.T) {
 			ensureNodeImage(t, rt)
 			name := "e2e-" + rt
@@ -192,7 +200,7 @@ func TestClusterLifecycle(t *testing.T) {
 			freshCluster(t, rt, name, kc)
 
 			start := time.Now()
-			code, out, errOut := run(t, "", "--runtime", rt, "-v", "1", "create", "cluster", "--name", name, "--kubeconfig", kc, "--wait", "5m")
+			code, out, errOut := run(t, cfg, "--runtime", rt, "-v", "1", "create", "cluster", "--name", name, "--config", "-", "--kubeconfig", kc, "--wait", "5m")
 			if code != 0 {
 				t.Fatalf("create: exit %d\n%s\n%s", code, out, errOut)
 			}
@@ -213,6 +221,9 @@ func TestClusterLifecycle(t *testing.T) {
 				}
 				return nil
 			})
+			if ds := k.must("-n", "kube-system", "get", "daemonsets", "-o", "name"); noProxy == strings.Contains(ds, "daemonset.apps/kube-proxy") {
+				t.Errorf("DaemonSets %q with kubeProxyMode none = %v", ds, noProxy)
+			}
 			if full {
 				helloApp(t, k, rt, name)
 				volumeClaim(t, k)

@@ -13,9 +13,13 @@ import (
 )
 
 // TestConfigFieldsInEffect makes a cluster whose config maps a NodePort to
-// a free host port, mounts a host directory into the node and labels the
-// node: the host port reaches the pod, which serves a file of the host
-// directory through a hostPath volume, and the node carries its label.
+// a free host port, mounts a host directory into the node, labels the node,
+// enables an alpha API through featureGates and runtimeConfig and runs
+// kube-proxy in nftables mode: the host port reaches the pod (through
+// kube-proxy's nftables NodePort rules), which serves a file of the host
+// directory through a hostPath volume; the node carries its label; the
+// alpha API is served and every component got the gate; the dnsSearch
+// domain reaches the node's and the pods' resolv.conf.
 func TestConfigFieldsInEffect(t *testing.T) {
 	if testing.Short() {
 		t.Skip("creates real clusters")
@@ -40,6 +44,13 @@ nodes:
   - containerPort: 30080
     hostPort: 0
     listenAddress: 127.0.0.1
+networking:
+  kubeProxyMode: nftables
+  dnsSearch: [kinc.example]
+featureGates:
+  ClusterTrustBundle: true
+runtimeConfig:
+  certificates.k8s.io/v1alpha1: "true"
 containerdConfigPatches:
 - |-
   [plugins."io.containerd.grpc.v1.cri"]
@@ -58,6 +69,36 @@ containerdConfigPatches:
 	if got := k.must("get", "nodes", "-l", "kinc.dev/test=fields", "-o", "name"); !strings.Contains(got, name+"-control-plane") {
 		t.Errorf("node label not set: %q", got)
 	}
+	// featureGates and runtimeConfig: the alpha API needs both to be served.
+	if got := k.must("api-resources", "--api-group=certificates.k8s.io", "-o", "name"); !strings.Contains(got, "clustertrustbundles.certificates.k8s.io") {
+		t.Errorf("ClusterTrustBundle API not served (featureGates/runtimeConfig not in effect):\n%s", got)
+	}
+	cp := name + "-control-plane"
+	for file, want := range map[string]string{
+		"/etc/kubernetes/manifests/kube-apiserver.yaml":          "--runtime-config=certificates.k8s.io/v1alpha1=true",
+		"/etc/kubernetes/manifests/kube-controller-manager.yaml": "--feature-gates=ClusterTrustBundle=true",
+		"/etc/kubernetes/manifests/kube-scheduler.yaml":          "--feature-gates=ClusterTrustBundle=true",
+		"/var/lib/kubelet/config.yaml":                           "ClusterTrustBundle: true",
+	} {
+		if out, err := execIn(rt, cp, "cat", file); err != nil || !strings.Contains(out, want) {
+			t.Errorf("%s lacks %s: %v", file, want, err)
+		}
+	}
+	// dnsSearch: the node's resolv.conf, and through kubelet the pods'.
+	if out, err := execIn(rt, cp, "cat", "/etc/resolv.conf"); err != nil || !strings.Contains(out, "search kinc.example\n") {
+		t.Errorf("node resolv.conf lacks the dnsSearch domain: %v\n%s", err, out)
+	}
+	proxyConf := k.must("-n", "kube-system", "get", "configmap", "kube-proxy", "-o", "jsonpath={.data.config\\.conf}")
+	if !strings.Contains(proxyConf, "mode: nftables") || !strings.Contains(proxyConf, "ClusterTrustBundle: true") {
+		t.Errorf("kube-proxy config lacks nftables mode or the gate:\n%s", proxyConf)
+	}
+	eventually(t, "kube-proxy's nftables table", 2*time.Minute, func() error {
+		out, err := execIn(rt, cp, "nft", "list", "table", "ip", "kube-proxy")
+		if err != nil || !strings.Contains(out, "nodeport") {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
 	if code, _, errOut := run(t, "", "--runtime", rt, "load", "image-archive", helloArchive(t), "--name", name); code != 0 {
 		t.Fatalf("load: exit %d: %s", code, errOut)
 	}
@@ -89,6 +130,9 @@ spec:
 	os.WriteFile(f, []byte(manifest), 0o644)
 	k.must("apply", "-f", f)
 	k.must("wait", "--for=condition=Ready", "pod/files", "--timeout=3m")
+	if out, err := execIn(rt, cp, "sh", "-c", "cat /var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/*/resolv.conf"); err != nil || !strings.Contains(out, "cluster.local kinc.example") {
+		t.Errorf("pods' resolv.conf lacks the dnsSearch domain: %v\n%s", err, out)
+	}
 
 	// The host port was picked at create time: the runtime reports it.
 	st, err := openTestRuntime(t, rt).InspectNode(context.Background(), name+"-control-plane")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -136,6 +137,27 @@ func intoRuntime(t *testing.T, rtName, archive string) {
 	}
 }
 
+// removeTestImages removes what the test put in the runtime's own store:
+// the reference and every image it pointed to. The runtime layer has no
+// image removal (kinc never removes users' images), so the runtimes' own
+// tools do it here.
+func removeTestImages(t *testing.T, rtName, ref string, ids ...string) {
+	var cmds [][]string
+	switch rtName {
+	case "podman", "docker":
+		for _, id := range ids {
+			cmds = append(cmds, []string{rtName, "rmi", "-f", strings.TrimPrefix(id, "sha256:")})
+		}
+	case "containerd":
+		cmds = append(cmds, []string{"ctr", "-n", "kinc", "images", "rm", "--sync", ref})
+	}
+	for _, c := range cmds {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil && !strings.Contains(strings.ToLower(string(out)), "no such image") && !strings.Contains(string(out), "not found") {
+			t.Logf("cleanup %v: %v: %s", c, err, out)
+		}
+	}
+}
+
 // TestLoadAndExportLogs makes one single-node cluster on the first test
 // runtime and checks, on it, `load image` and `load image-archive` (the
 // second load of the same image is skipped, a different image under the
@@ -159,6 +181,7 @@ func TestLoadAndExportLogs(t *testing.T) {
 	firstArchive, secondArchive := toArchive(t, ref, first), toArchive(t, ref, second)
 	firstID, _ := first.ConfigName()
 	secondID, _ := second.ConfigName()
+	t.Cleanup(func() { removeTestImages(t, rt, ref, firstID.String(), secondID.String()) })
 	// The node's own view of the image under ref.
 	nodeImageID := func() string {
 		t.Helper()

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,9 @@ import (
 
 // TestMultiNodeNetworking makes one control plane and two workers on the
 // runtimes after the first (the first runs the HA test) and checks that a
-// pod on each worker reaches a pod on the other, by pod IP and by service.
+// pod on each worker reaches a pod on the other, by every pod IP and by
+// service. The clusters cover the other IP families: dual stack on the
+// first of them, IPv6 only on the next.
 func TestMultiNodeNetworking(t *testing.T) {
 	if testing.Short() {
 		t.Skip("creates real clusters")
@@ -20,15 +23,18 @@ func TestMultiNodeNetworking(t *testing.T) {
 	if len(rts) > 1 {
 		rts = rts[1:]
 	}
-	const cfg = `apiVersion: kind.x-k8s.io/v1alpha4
+	families := []string{"dual", "ipv6"}
+	for i, rt := range rts {
+		family := families[i%len(families)]
+		cfg := `apiVersion: kind.x-k8s.io/v1alpha4
 kind: Cluster
 nodes:
 - role: control-plane
 - role: worker
 - role: worker
-`
-	for _, rt := range rts {
-		t.Run(rt, func(t *testing.T) {
+networking:
+  ipFamily: ` + family + "\n"
+		t.Run(rt+"-"+family, func(t *testing.T) {
 			ensureNodeImage(t, rt)
 			name := "e2e-multi-" + rt
 			kc := filepath.Join(t.TempDir(), "config")
@@ -70,8 +76,15 @@ spec:
 			k.must("wait", "--for=condition=Ready", "pod/hello-worker", "pod/hello-worker2", "--timeout=3m")
 			for _, pair := range [][2]string{{"worker", "worker2"}, {"worker2", "worker"}} {
 				from, to := "hello-"+pair[0], "hello-"+pair[1]
-				ip := strings.TrimSpace(k.must("get", "pod", to, "-o", "jsonpath={.status.podIP}"))
-				for _, url := range []string{"http://" + ip + ":5000/", "http://" + to + "/"} {
+				ips := strings.Fields(k.must("get", "pod", to, "-o", "jsonpath={.status.podIPs[*].ip}"))
+				if want := map[string]int{"dual": 2, "ipv6": 1}[family]; len(ips) != want || family == "ipv6" && !strings.Contains(ips[0], ":") {
+					t.Fatalf("pod %s has IPs %v, want %d for %s", to, ips, want, family)
+				}
+				urls := []string{"http://" + to + "/"}
+				for _, ip := range ips {
+					urls = append(urls, "http://"+net.JoinHostPort(ip, "5000")+"/")
+				}
+				for _, url := range urls {
 					eventually(t, from+" -> "+url, time.Minute, func() error {
 						out, err := k.run("exec", from, "--", "/hello", "get", url)
 						if err != nil || !strings.Contains(out, "served from host : "+to) {

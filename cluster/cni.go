@@ -52,15 +52,53 @@ func (c *creation) installCNI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tmpl, err := template.New("cni").Parse(string(raw))
+	manifest, err := renderCNI(raw, c.cniValues())
 	if err != nil {
-		return fmt.Errorf("parsing %s: %w", cniManifest, err)
+		return err
 	}
-	var manifest bytes.Buffer
-	if err := tmpl.Execute(&manifest, struct{ PodSubnet string }{c.cfg.Networking.PodSubnet}); err != nil {
-		return fmt.Errorf("rendering %s: %w", cniManifest, err)
+	return c.apply(ctx, manifest)
+}
+
+// cniValues are the fields a CNI manifest template may use.
+type cniValues struct {
+	PodSubnet                string // as the config says: one CIDR, or v4,v6
+	PodSubnetV4, PodSubnetV6 string // empty when the cluster lacks the family
+	// APIServerHost and APIServerPort reach the API from any node without
+	// a Service (so without kube-proxy): kubeadm's controlPlaneEndpoint.
+	APIServerHost string
+	APIServerPort int
+}
+
+func (c *creation) cniValues() cniValues {
+	v := cniValues{PodSubnet: c.cfg.Networking.PodSubnet, APIServerPort: APIServerPort}
+	for _, s := range strings.Split(v.PodSubnet, ",") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		switch {
+		case err != nil: // validated on load
+		case p.Addr().Is4():
+			v.PodSubnetV4 = p.String()
+		default:
+			v.PodSubnetV6 = p.String()
+		}
 	}
-	return c.apply(ctx, manifest.Bytes())
+	v.APIServerHost = c.firstControlPlane().name
+	if c.plan.LoadBalancer != nil {
+		v.APIServerHost = c.plan.LoadBalancer.Name
+	}
+	return v
+}
+
+// renderCNI fills a CNI manifest template.
+func renderCNI(raw []byte, v cniValues) ([]byte, error) {
+	tmpl, err := template.New("cni").Option("missingkey=error").Parse(string(raw))
+	if err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", cniManifest, err)
+	}
+	var out bytes.Buffer
+	if err := tmpl.Execute(&out, v); err != nil {
+		return nil, fmt.Errorf("rendering %s: %w", cniManifest, err)
+	}
+	return out.Bytes(), nil
 }
 
 func (c *creation) installStorage(ctx context.Context) error {
@@ -161,7 +199,7 @@ func (c *creation) routePods(ctx context.Context) error {
 			if other == np.Name {
 				continue
 			}
-			if _, err := n.output(ctx, "ip", "route", "replace", cidr, "via", c.addresses[other]); err != nil {
+			if _, err := n.output(ctx, "ip", "route", "replace", cidr, "via", c.addresses[other].IPv4); err != nil {
 				return fmt.Errorf("routing %s via %s on %s: %w", cidr, other, np.Name, err)
 			}
 		}

@@ -8,7 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -88,6 +88,9 @@ const (
 	versionPath       = "/kind/version"
 )
 
+// dnsSearchEnv carries networking.dnsSearch to the node's entrypoint.
+const dnsSearchEnv = "KINC_DNS_SEARCH"
+
 // NetworkName is the runtime network of a cluster.
 func NetworkName(cluster string) string { return "kinc-" + cluster }
 
@@ -100,12 +103,14 @@ type creation struct {
 	plan *Plan
 
 	network   runtime.Network
-	addresses map[string]string
+	addresses map[string]Addresses
 	made      []string // containers made, for rollback
 	netMade   bool
 	kubeWrote bool
 	admin     []byte
-	staticCNI bool // kinc configures pod networking itself (cni.go)
+	staticCNI bool                   // kinc configures pod networking itself (cni.go)
+	imports   map[string]*background // image imports by node
+	workers   *background            // worker joins
 }
 
 // Create makes the cluster cfg (defaulted and validated) on rt. On any
@@ -146,6 +151,10 @@ func Create(ctx context.Context, rt runtime.Runtime, cfg *config.Cluster, opts .
 			err = fmt.Errorf("%w\n(nodes kept because of --retain: collect their logs with `kinc export logs --name %[2]s`; remove them with `kinc delete cluster --name %[2]s`)", err, cfg.Name)
 		}
 	}()
+	// Deferred after the rollback, so it runs first: work left in the
+	// background (image imports) stops before nodes are removed.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	never := func() bool { return false }
 	when := func(b bool) func() bool { return func() bool { return b } }
 	steps := []struct {
@@ -191,10 +200,8 @@ func (nopProgress) End(string, error) {}
 // checkFree fails, before anything is made, when the cluster exists or a
 // host port it needs is taken.
 func (c *creation) checkFree(ctx context.Context) error {
-	// Nodes get fixed IPv4 addresses only, so far: refuse IPv6 before
-	// anything exists rather than half-way through kubeadm.
-	if f := c.cfg.Networking.IPFamily; f != "" && f != config.IPv4Family {
-		return fmt.Errorf("networking.ipFamily %q is not supported by kinc create yet: use ipv4 (the default); `--dry-run` still shows the plan", f)
+	if err := hostSupports(c.cfg.Networking, hostKernel); err != nil {
+		return err
 	}
 	existing, err := c.rt.ListNodes(ctx, map[string]string{runtime.LabelCluster: c.cfg.Name})
 	if err != nil {
@@ -210,6 +217,37 @@ func (c *creation) checkFree(ctx context.Context) error {
 		if err := portFree(p); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// kernel answers what the host kernel offers; the node containers share it.
+type kernel struct {
+	ipv6 func() bool
+	ipvs func() bool
+}
+
+// hostKernel reads /proc: an IPv6 stack that is not disabled, and IPVS
+// (loaded ip_vs lists its table at /proc/net/ip_vs).
+var hostKernel = kernel{
+	ipv6: func() bool {
+		b, err := os.ReadFile("/proc/sys/net/ipv6/conf/all/disable_ipv6")
+		return err == nil && strings.TrimSpace(string(b)) == "0"
+	},
+	ipvs: func() bool {
+		_, err := os.Stat("/proc/net/ip_vs")
+		return err == nil
+	},
+}
+
+// hostSupports refuses, before anything exists, networking the host's
+// kernel cannot give the nodes.
+func hostSupports(n config.Networking, k kernel) error {
+	if n.IPFamily != config.IPv4Family && n.IPFamily != "" && !k.ipv6() {
+		return fmt.Errorf("networking.ipFamily %s needs IPv6, which this host's kernel has disabled (/proc/sys/net/ipv6/conf/all/disable_ipv6 is not 0): enable it with `sysctl -w net.ipv6.conf.all.disable_ipv6=0`, or use ipFamily ipv4", n.IPFamily)
+	}
+	if n.KubeProxyMode == config.IPVSProxyMode && !k.ipvs() {
+		return fmt.Errorf("networking.kubeProxyMode ipvs needs the host kernel's IPVS, which is not loaded (no /proc/net/ip_vs): load it with `modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh`, or use kubeProxyMode iptables or nftables")
 	}
 	return nil
 }
@@ -290,11 +328,16 @@ func (c *creation) provision(ctx context.Context) error {
 	c.network, c.netMade = net, true
 
 	specs := c.nodeSpecs()
-	if c.addresses, err = assignAddresses(net, specs); err != nil {
+	var names []string
+	for _, s := range specs {
+		names = append(names, s.Name)
+	}
+	if c.addresses, err = assignAddresses(net, names, nil); err != nil {
 		return err
 	}
 	for i := range specs {
-		specs[i].IP = c.addresses[specs[i].Name]
+		a := c.addresses[specs[i].Name]
+		specs[i].IP, specs[i].IPv6 = a.IPv4, a.IPv6
 		c.made = append(c.made, specs[i].Name)
 	}
 	err = forEach(ctx, specs, func(ctx context.Context, s runtime.NodeSpec) error {
@@ -324,10 +367,15 @@ func (c *creation) provision(ctx context.Context) error {
 // nodeSpecs turns the plan into container specs.
 func (c *creation) nodeSpecs() []runtime.NodeSpec {
 	netName := NetworkName(c.cfg.Name)
+	var env map[string]string
+	if search := c.cfg.Networking.DNSSearch; search != nil {
+		// The node's entrypoint writes them to its resolv.conf.
+		env = map[string]string{dnsSearchEnv: strings.Join(*search, " ")}
+	}
 	var specs []runtime.NodeSpec
 	for _, n := range c.plan.Nodes {
 		specs = append(specs, runtime.NodeSpec{
-			Name: n.Name, Image: n.Image, Hostname: n.Name, Labels: n.Labels,
+			Name: n.Name, Image: n.Image, Hostname: n.Name, Labels: n.Labels, Env: env,
 			Network: netName, Mounts: mounts(n.Mounts), Ports: ports(n.Ports),
 		})
 	}
@@ -367,30 +415,6 @@ func ports(ps []config.PortMapping) []runtime.PortMapping {
 	return out
 }
 
-// assignAddresses gives every container a fixed address in the network's
-// subnet: etcd and kubeadm's configs are bound to it, so it must survive a
-// restart.
-func assignAddresses(net runtime.Network, specs []runtime.NodeSpec) (map[string]string, error) {
-	prefix, err := netip.ParsePrefix(net.Subnet)
-	if err != nil {
-		return nil, fmt.Errorf("network %s has no usable IPv4 subnet (%q): %w", net.Name, net.Subnet, err)
-	}
-	gw, _ := netip.ParseAddr(net.Gateway)
-	out := map[string]string{}
-	addr := prefix.Masked().Addr().Next()
-	for _, s := range specs {
-		for addr == gw || addr == prefix.Masked().Addr().Next() {
-			addr = addr.Next() // the first address is the usual gateway
-		}
-		if !prefix.Contains(addr) {
-			return nil, fmt.Errorf("network %s (%s) has no room for %d nodes", net.Name, net.Subnet, len(specs))
-		}
-		out[s.Name] = addr.String()
-		addr = addr.Next()
-	}
-	return out, nil
-}
-
 // joinSecrets returns a fresh bootstrap token and certificate key.
 func joinSecrets() (token, key string, err error) {
 	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -405,13 +429,17 @@ func joinSecrets() (token, key string, err error) {
 	return string(b[:6]) + "." + string(b[6:]), key, err
 }
 
-// configure writes each node's kubeadm config and containerd config, and
-// the load balancer's haproxy config.
+// configure writes each node's kubeadm config, the cluster's config (for
+// nodes added later) and containerd config, and the load balancer's
+// haproxy config.
 func (c *creation) configure(ctx context.Context) error {
 	driver := c.plan.cgroupDriver
 	err := forEach(ctx, c.plan.Nodes, func(ctx context.Context, np NodePlan) error {
 		n := node{c.rt, np.Name}
 		if err := n.writeFile(ctx, kubeadmConfigPath, []byte(np.KubeadmConfig), 0o644); err != nil {
+			return err
+		}
+		if err := writeClusterConfig(ctx, n, c.cfg); err != nil {
 			return err
 		}
 		return c.configureContainerd(ctx, n, driver)
@@ -496,13 +524,54 @@ func (c *creation) firstControlPlane() node {
 	return node{} // unreachable: validation requires a control plane
 }
 
+// background is work that overlaps later steps.
+type background struct {
+	done chan struct{}
+	err  error
+}
+
+// wait returns the work's error once it is done.
+func (b *background) wait(ctx context.Context) error {
+	select {
+	case <-b.done:
+		return b.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// importImagesBehind starts the image imports of every node but skip, so
+// that they overlap kubeadm init; join waits for its node's.
+func (c *creation) importImagesBehind(ctx context.Context, skip string) {
+	c.imports = map[string]*background{}
+	for _, np := range c.plan.Nodes {
+		if np.Name == skip {
+			continue
+		}
+		im := &background{done: make(chan struct{})}
+		c.imports[np.Name] = im
+		go func(n node) {
+			defer close(im.done)
+			im.err = loadImages(ctx, n)
+		}(node{c.rt, np.Name})
+	}
+}
+
+// imported waits for the node's background import, if one was started.
+func (c *creation) imported(ctx context.Context, name string) error {
+	im, ok := c.imports[name]
+	if !ok {
+		return nil
+	}
+	return im.wait(ctx)
+}
+
 func (c *creation) initControlPlane(ctx context.Context) error {
-	if err := forEach(ctx, c.plan.Nodes, func(ctx context.Context, np NodePlan) error {
-		return loadImages(ctx, node{c.rt, np.Name})
-	}); err != nil {
+	cp := c.firstControlPlane()
+	c.importImagesBehind(ctx, cp.name)
+	if err := loadImages(ctx, cp); err != nil {
 		return err
 	}
-	cp := c.firstControlPlane()
 	args := []string{"kubeadm", "init", "--config=" + kubeadmConfigPath, "--skip-token-print",
 		"--ignore-preflight-errors=" + ignoredPreflightErrors}
 	if len(c.cfg.ControlPlanes()) > 1 {
@@ -527,6 +596,9 @@ func (c *creation) kubectl(ctx context.Context, args ...string) (string, error) 
 }
 
 func (c *creation) joinControlPlanes(ctx context.Context) error {
+	// Workers need only the API, which the load balancer serves from the
+	// first control plane already: they join meanwhile.
+	c.startWorkerJoins(ctx)
 	// One at a time: etcd grows its membership one member at a time.
 	for _, np := range c.plan.Nodes[1:] {
 		if np.Role != config.ControlPlaneRole || np.Name == c.firstControlPlane().name {
@@ -539,19 +611,36 @@ func (c *creation) joinControlPlanes(ctx context.Context) error {
 	return nil
 }
 
-func (c *creation) joinWorkers(ctx context.Context) error {
+// startWorkerJoins joins every worker concurrently, in the background;
+// joinWorkers waits for them.
+func (c *creation) startWorkerJoins(ctx context.Context) {
+	if c.workers != nil {
+		return
+	}
 	var workers []NodePlan
 	for _, np := range c.plan.Nodes {
 		if np.Role == config.WorkerRole {
 			workers = append(workers, np)
 		}
 	}
-	return forEach(ctx, workers, func(ctx context.Context, np NodePlan) error {
-		return c.join(ctx, node{c.rt, np.Name})
-	})
+	c.workers = &background{done: make(chan struct{})}
+	go func() {
+		defer close(c.workers.done)
+		c.workers.err = forEach(ctx, workers, func(ctx context.Context, np NodePlan) error {
+			return c.join(ctx, node{c.rt, np.Name})
+		})
+	}()
+}
+
+func (c *creation) joinWorkers(ctx context.Context) error {
+	c.startWorkerJoins(ctx) // unless the control-plane step did
+	return c.workers.wait(ctx)
 }
 
 func (c *creation) join(ctx context.Context, n node) error {
+	if err := c.imported(ctx, n.name); err != nil {
+		return err
+	}
 	if err := n.runLogged(ctx, "kubeadm", "join", "--config="+kubeadmConfigPath,
 		"--ignore-preflight-errors="+ignoredPreflightErrors); err != nil {
 		return fmt.Errorf("running kubeadm join on %s: %w", n.name, err)

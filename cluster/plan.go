@@ -104,7 +104,7 @@ type planOptions struct {
 	rootless          bool
 	token             string
 	certificateKey    string
-	addresses         map[string]string
+	addresses         map[string]Addresses
 }
 
 // WithKubernetesVersion is the node image's version (its /kind/version).
@@ -142,7 +142,7 @@ func WithJoinSecrets(token, certificateKey string) PlanOption {
 
 // WithAddresses gives each node's address on the cluster network, by
 // container name. Without it (a dry run) nodes are known by name only.
-func WithAddresses(addrs map[string]string) PlanOption {
+func WithAddresses(addrs map[string]Addresses) PlanOption {
 	return func(o *planOptions) error { o.addresses = addrs; return nil }
 }
 
@@ -209,7 +209,7 @@ func NewPlan(c *config.Cluster, fallbackVersion string, opts ...PlanOption) (*Pl
 			Cluster:              c,
 			Node:                 n,
 			NodeName:             np.Name,
-			NodeIP:               nodeAddress(o.addresses, np.Name, i),
+			NodeIP:               nodeIP(c.Networking.IPFamily, o.addresses, np.Name, i),
 			ControlPlaneEndpoint: endpoint,
 			KubernetesVersion:    version,
 			CgroupDriver:         o.cgroupDriver,
@@ -235,26 +235,27 @@ func NewPlan(c *config.Cluster, fallbackVersion string, opts ...PlanOption) (*Pl
 	return p, nil
 }
 
-// nodeAddress is the node's address, or in a dry run (no addresses yet) a
-// placeholder from the documentation range 192.0.2.0/24 (RFC 5737), which
-// no real network uses.
-func nodeAddress(addrs map[string]string, name string, i int) string {
-	if a, ok := addrs[name]; ok {
-		return a
+// nodeIP is the node's kubelet address, or in a dry run (no addresses
+// yet) placeholders from the documentation ranges 192.0.2.0/24 (RFC 5737)
+// and 2001:db8::/32 (RFC 3849), which no real network uses.
+func nodeIP(f config.IPFamily, addrs map[string]Addresses, name string, i int) string {
+	a, ok := addrs[name]
+	if !ok {
+		a = Addresses{IPv4: fmt.Sprintf("192.0.2.%d", i+2), IPv6: fmt.Sprintf("2001:db8::%d", i+2)}
 	}
-	return fmt.Sprintf("192.0.2.%d", i+2)
+	return a.NodeIP(f)
 }
 
 // planLoadBalancer plans the container that fronts several control planes.
 // It runs from the node image (which carries haproxy) and is the only one
 // publishing the API port on the host.
-func planLoadBalancer(c *config.Cluster, nodes []NodePlan, addresses map[string]string) (*LoadBalancerPlan, error) {
+func planLoadBalancer(c *config.Cluster, nodes []NodePlan, addresses map[string]Addresses) (*LoadBalancerPlan, error) {
 	var backends []lb.Backend
 	for _, n := range nodes {
 		if n.Role != config.ControlPlaneRole {
 			continue
 		}
-		addr := addresses[n.Name]
+		addr := addresses[n.Name].Primary(c.Networking.IPFamily)
 		if addr == "" {
 			addr = n.Name // a dry run: addresses are known once nodes exist
 		}

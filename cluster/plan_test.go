@@ -92,7 +92,7 @@ func TestPlan(t *testing.T) {
 
 func TestPlanAddresses(t *testing.T) {
 	c := load(t, header+"nodes:\n- role: control-plane\n- role: control-plane\n")
-	p, err := NewPlan(c, "v1.34.4", WithAddresses(map[string]string{"kinc-control-plane": "10.89.0.2", "kinc-control-plane2": "10.89.0.3"}))
+	p, err := NewPlan(c, "v1.34.4", WithAddresses(map[string]Addresses{"kinc-control-plane": {IPv4: "10.89.0.2"}, "kinc-control-plane2": {IPv4: "10.89.0.3"}}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,8 @@ var pauseSource string
 var cniconfSource string
 
 // defaultCNI is /kind/manifests/default-cni.yaml once @FLANNEL_IMAGE@ is
-// set; {{ .PodSubnet }} is left for the cluster code, as in kind's.
+// set; the template fields ({{ .PodSubnet }} and others, listed in the
+// file) are left for the cluster code, as in kind's.
 //
 //go:embed manifests/default-cni.yaml
 var defaultCNI string

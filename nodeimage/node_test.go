@@ -263,8 +263,8 @@ func TestBuildNodeFromDirectory(t *testing.T) {
 	if st := string(imageFiles["kind/manifests/default-storage.yaml"]); strings.Count(st, "image: "+LocalPathImage+"\n") != 2 || strings.Contains(st, "@LOCAL_PATH_IMAGE@") {
 		t.Errorf("default-storage.yaml does not name %s twice:\n%s", LocalPathImage, st)
 	}
-	if cni := string(imageFiles["kind/manifests/default-cni.yaml"]); !strings.Contains(cni, "image: "+FlannelImage+"\n") || !strings.Contains(cni, `"Network": "{{ .PodSubnet }}"`) || strings.Contains(cni, "@FLANNEL_IMAGE@") {
-		t.Errorf("default-cni.yaml does not name %s or lacks {{ .PodSubnet }}:\n%s", FlannelImage, cni)
+	if cni := string(imageFiles["kind/manifests/default-cni.yaml"]); !strings.Contains(cni, "image: "+FlannelImage+"\n") || !strings.Contains(cni, `"Network": "{{ .PodSubnetV4 }}"`) || strings.Contains(cni, "@FLANNEL_IMAGE@") {
+		t.Errorf("default-cni.yaml does not name %s or lacks {{ .PodSubnetV4 }}:\n%s", FlannelImage, cni)
 	}
 
 	t.Run("preloaded images", func(t *testing.T) {
@@ -723,11 +723,17 @@ func importIntoContainerd(t *testing.T, imageFiles map[string][]byte) {
 	if err != nil {
 		t.Fatalf("ctr images list: %v\n%s", err, out)
 	}
-	for _, n := range strings.Fields(out) {
-		names = append(names, n)
-		defer ctr("images", "rm", n)
-	}
-	defer ctr("namespaces", "rm", ns)
+	names = strings.Fields(out)
+	// Images first (synchronously, so their content is gone too): a
+	// namespace that holds anything cannot be removed.
+	t.Cleanup(func() {
+		for _, n := range names {
+			ctr("images", "rm", "--sync", n)
+		}
+		if out, err := ctr("namespaces", "rm", ns); err != nil {
+			t.Errorf("removing containerd namespace %s: %v\n%s", ns, err, out)
+		}
+	})
 	want := map[string]bool{}
 	for _, ref := range nodeImages {
 		want[ref] = true

@@ -29,7 +29,7 @@ func setDefaults(c *Cluster, o *options) {
 	}
 	defaultNetworking(&c.Networking)
 	for i := range c.Nodes {
-		defaultNode(&c.Nodes[i], c.Networking.IPFamily, o)
+		defaultNode(&c.Nodes[i], o)
 	}
 }
 
@@ -50,10 +50,10 @@ func defaultNetworking(n *Networking) {
 		n.IPFamily = IPv4Family
 	}
 	if n.APIServerAddress == "" {
+		// IPv4 loopback for every family: node containers always have an
+		// IPv4 address too, and runtimes that publish ports with iptables
+		// DNAT (podman, containerd's CNI portmap) cannot forward from ::1.
 		n.APIServerAddress = "127.0.0.1"
-		if n.IPFamily == IPv6Family {
-			n.APIServerAddress = "::1"
-		}
 	}
 	if n.PodSubnet == "" {
 		n.PodSubnet = byFamily(n.IPFamily, DefaultPodSubnetV4, DefaultPodSubnetV6)
@@ -81,7 +81,7 @@ func byFamily(f IPFamily, v4, v6 string) string {
 	return v4
 }
 
-func defaultNode(n *Node, family IPFamily, o *options) {
+func defaultNode(n *Node, o *options) {
 	if n.Role == "" {
 		n.Role = ControlPlaneRole
 	}
@@ -105,10 +105,7 @@ func defaultNode(n *Node, family IPFamily, o *options) {
 			pm.Protocol = PortProtocolTCP
 		}
 		if pm.ListenAddress == "" {
-			pm.ListenAddress = "0.0.0.0"
-			if family == IPv6Family {
-				pm.ListenAddress = "::"
-			}
+			pm.ListenAddress = "0.0.0.0" // for every family, as apiServerAddress
 		}
 	}
 }

@@ -68,7 +68,7 @@ const (
 
 // PortMapping publishes a node port on the host. HostPort 0 picks a free
 // one at create time (kind's -1 is read as 0). After defaults, Protocol is
-// TCP and ListenAddress 0.0.0.0 (:: for an ipv6 cluster).
+// TCP and ListenAddress 0.0.0.0, whatever the cluster's IP family.
 type PortMapping struct {
 	ContainerPort int32        `json:"containerPort,omitempty"`
 	HostPort      int32        `json:"hostPort,omitempty"`

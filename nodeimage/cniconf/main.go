@@ -59,26 +59,39 @@ func main() {
 	}
 }
 
-// configFrom renders the conflist for the subnet flanneld leased to this
-// node, e.g. FLANNEL_SUBNET=10.244.1.1/24 and FLANNEL_MTU=1450.
+// configFrom renders the conflist for the subnets flanneld leased to this
+// node, e.g. FLANNEL_SUBNET=10.244.1.1/24, FLANNEL_IPV6_SUBNET=fd00:10:244:1::1/64
+// (either or both) and FLANNEL_MTU=1450.
 func configFrom(subnetFile string) ([]byte, error) {
 	env, err := readEnv(subnetFile)
 	if err != nil {
 		return nil, err
 	}
-	gw, subnet, err := net.ParseCIDR(env["FLANNEL_SUBNET"])
-	if err != nil {
-		return nil, fmt.Errorf("%s: FLANNEL_SUBNET: %w", subnetFile, err)
-	}
 	mtu, err := strconv.Atoi(env["FLANNEL_MTU"])
 	if err != nil {
 		return nil, fmt.Errorf("%s: FLANNEL_MTU: %w", subnetFile, err)
 	}
-	defaultRoute := "0.0.0.0/0"
-	if gw.To4() == nil {
-		defaultRoute = "::/0"
-	}
 	type obj = map[string]any
+	var ranges [][]obj
+	var routes []obj
+	for _, key := range []string{"FLANNEL_SUBNET", "FLANNEL_IPV6_SUBNET"} {
+		if env[key] == "" {
+			continue
+		}
+		gw, subnet, err := net.ParseCIDR(env[key])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", subnetFile, key, err)
+		}
+		ranges = append(ranges, []obj{{"subnet": subnet.String(), "gateway": gw.String()}})
+		dst := "0.0.0.0/0"
+		if gw.To4() == nil {
+			dst = "::/0"
+		}
+		routes = append(routes, obj{"dst": dst})
+	}
+	if len(ranges) == 0 {
+		return nil, fmt.Errorf("%s: no FLANNEL_SUBNET or FLANNEL_IPV6_SUBNET yet", subnetFile)
+	}
 	conf := obj{
 		"cniVersion": "0.4.0",
 		"name":       "kinc",
@@ -92,8 +105,8 @@ func configFrom(subnetFile string) ([]byte, error) {
 				"mtu":         mtu,
 				"ipam": obj{
 					"type":   "host-local",
-					"ranges": [][]obj{{{"subnet": subnet.String(), "gateway": gw.String()}}},
-					"routes": []obj{{"dst": defaultRoute}},
+					"ranges": ranges,
+					"routes": routes,
 				},
 			},
 			{"type": "portmap", "capabilities": obj{"portMappings": true}},

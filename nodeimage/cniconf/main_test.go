@@ -16,6 +16,10 @@ func TestConfigFrom(t *testing.T) {
 	}{
 		{"ipv4", "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n",
 			[]string{`"subnet": "10.244.1.0/24"`, `"gateway": "10.244.1.1"`, `"mtu": 1450`, `"dst": "0.0.0.0/0"`, `"type": "portmap"`}, ""},
+		{"ipv6", "FLANNEL_IPV6_SUBNET=fd00:10:244:1::1/64\nFLANNEL_MTU=1450\n",
+			[]string{`"subnet": "fd00:10:244:1::/64"`, `"gateway": "fd00:10:244:1::1"`, `"dst": "::/0"`}, ""},
+		{"dual", "FLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_IPV6_SUBNET=fd00:10:244:1::1/64\nFLANNEL_MTU=1450\n",
+			[]string{`"subnet": "10.244.1.0/24"`, `"subnet": "fd00:10:244:1::/64"`, `"dst": "0.0.0.0/0"`, `"dst": "::/0"`}, ""},
 		{"no subnet yet", "FLANNEL_MTU=1450\n", nil, "FLANNEL_SUBNET"},
 		{"bad mtu", "FLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=x\n", nil, "FLANNEL_MTU"},
 	} {
