@@ -179,15 +179,23 @@ func Create(ctx context.Context, rt runtime.Runtime, cfg *config.Cluster, opts .
 		if s.skip() {
 			continue
 		}
-		c.progress.Start(s.name)
-		err := s.run(ctx)
-		if err == nil && ctx.Err() != nil {
-			err = ctx.Err()
+		if err := step(ctx, c.progress, s.name, s.run); err != nil {
+			return err
 		}
-		c.progress.End(s.name, err)
-		if err != nil {
-			return fmt.Errorf("%s: %w", strings.ToLower(s.name[:1])+s.name[1:], err)
-		}
+	}
+	return nil
+}
+
+// step brackets one action with progress and names it in its error.
+func step(ctx context.Context, p Progress, name string, run func(context.Context) error) error {
+	p.Start(name)
+	err := run(ctx)
+	if err == nil {
+		err = ctx.Err()
+	}
+	p.End(name, err)
+	if err != nil {
+		return fmt.Errorf("%s: %w", strings.ToLower(name[:1])+name[1:], err)
 	}
 	return nil
 }

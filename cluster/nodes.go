@@ -310,20 +310,6 @@ func nodeOptions(opts []CreateOption) (createOptions, error) {
 	return o, nil
 }
 
-// step brackets one action with progress, as Create's steps are.
-func step(ctx context.Context, p Progress, name string, run func(context.Context) error) error {
-	p.Start(name)
-	err := run(ctx)
-	if err == nil {
-		err = ctx.Err()
-	}
-	p.End(name, err)
-	if err != nil {
-		return fmt.Errorf("%s: %w", strings.ToLower(name[:1])+name[1:], err)
-	}
-	return nil
-}
-
 // addition is one AddNode: a creation narrowed to the new node, whose
 // steps (configure, join, routePods, ...) it reuses.
 type addition struct {
