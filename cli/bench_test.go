@@ -84,9 +84,13 @@ func BenchmarkHACreate(b *testing.B) {
 		b.Fatal(err)
 	}
 	var single, multi benchResult
+	timer := &stepTimer{started: map[string]time.Time{}, took: map[string]time.Duration{}}
 	for i := 0; i < b.N; i++ {
 		single.add(benchCluster(b, rt, fmt.Sprintf("bench-single-%d", i), "", nil))
-		multi.add(benchCluster(b, rt, fmt.Sprintf("bench-ha-%d", i), string(ha), nil))
+		multi.add(benchCluster(b, rt, fmt.Sprintf("bench-ha-%d", i), string(ha), timer))
+	}
+	for _, step := range timer.order {
+		b.ReportMetric(timer.took[step].Seconds()/float64(b.N), strings.Replace(metricName(step), "s/", "s/ha-", 1))
 	}
 	single.report(b, "single-")
 	multi.report(b, "ha-")

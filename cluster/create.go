@@ -607,16 +607,18 @@ func (c *creation) joinControlPlanes(ctx context.Context) error {
 	// Workers need only the API, which the load balancer serves from the
 	// first control plane already: they join meanwhile.
 	c.startWorkerJoins(ctx)
-	// One at a time: etcd grows its membership one member at a time.
-	for _, np := range c.plan.Nodes[1:] {
-		if np.Role != config.ControlPlaneRole || np.Name == c.firstControlPlane().name {
-			continue
-		}
-		if err := c.join(ctx, node{c.rt, np.Name}); err != nil {
-			return err
+	// Concurrently: etcd takes one new (learner) member at a time, and
+	// kubeadm join retries adding its member until etcd takes it, so the
+	// joins serialize themselves there and overlap everything else.
+	var cps []NodePlan
+	for _, np := range c.plan.Nodes {
+		if np.Role == config.ControlPlaneRole && np.Name != c.firstControlPlane().name {
+			cps = append(cps, np)
 		}
 	}
-	return nil
+	return forEach(ctx, cps, func(ctx context.Context, np NodePlan) error {
+		return c.join(ctx, node{c.rt, np.Name})
+	})
 }
 
 // startWorkerJoins joins every worker concurrently, in the background;

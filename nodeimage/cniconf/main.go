@@ -28,7 +28,8 @@ import (
 func main() {
 	subnetFile := flag.String("subnet-file", "/run/flannel/subnet.env", "flanneld's subnet file")
 	confFile := flag.String("conf", "/etc/cni/net.d/10-kinc.conflist", "CNI config to write")
-	every := flag.Duration("every", 5*time.Second, "how often to look for changes")
+	// Often: the node turns Ready as soon as the config exists.
+	every := flag.Duration("every", time.Second, "how often to look for changes")
 	once := flag.Bool("once", false, "write the config once and exit")
 	flag.Parse()
 
