@@ -177,7 +177,9 @@ users:
 // served through port-forward, a volume claim bound, and a clean delete.
 // On runtimes other than the first it checks create, Ready and delete; the
 // last of them runs no kube-proxy (kubeProxyMode none), which the default
-// CNI must not need.
+// CNI must not need, and the one in between takes the blog post's kubeadm
+// patch (a v1beta1 extraArgs map in a v1alpha3 config) enabling the
+// AlwaysPullImages admission plugin.
 func TestClusterLifecycle(t *testing.T) {
 	if testing.Short() {
 		t.Skip("creates real clusters")
@@ -186,9 +188,13 @@ func TestClusterLifecycle(t *testing.T) {
 	for i, rt := range rts {
 		full := i == 0
 		noProxy := i > 0 && i == len(rts)-1
+		blogPatch := i > 0 && !noProxy
 		cfg := "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\n"
-		if noProxy {
+		switch {
+		case noProxy:
 			cfg += "networking:\n  kubeProxyMode: none\n"
+		case blogPatch:
+			cfg = blogPatchConfig
 		}
 		t.Run(rt, func(t *testing.T) {
 			ensureNodeImage(t, rt)
@@ -200,27 +206,38 @@ func TestClusterLifecycle(t *testing.T) {
 			freshCluster(t, rt, name, kc)
 
 			start := time.Now()
-			code, out, errOut := run(t, cfg, "--runtime", rt, "-v", "1", "create", "cluster", "--name", name, "--config", "-", "--kubeconfig", kc, "--wait", "5m")
+			args := []string{"--runtime", rt, "-v", "1", "create", "cluster", "--name", name, "--config", "-", "--kubeconfig", kc, "--wait", "5m"}
+			if blogPatch {
+				// Offline, AlwaysPullImages keeps every new pod, the CNI's
+				// too, from starting: the node cannot turn Ready.
+				args = args[:len(args)-2]
+			}
+			code, out, errOut := run(t, cfg, args...)
 			if code != 0 {
 				t.Fatalf("create: exit %d\n%s\n%s", code, out, errOut)
 			}
-			t.Logf("create --wait took %s", time.Since(start).Round(time.Second))
+			t.Logf("create took %s", time.Since(start).Round(time.Second))
 			// A second create of the same name fails before touching anything.
 			if code, _, errOut := run(t, "", "--runtime", rt, "create", "cluster", "--name", name, "--kubeconfig", kc); code == 0 || !strings.Contains(errOut, "already exists") || !strings.Contains(errOut, "kinc delete cluster --name "+name) {
 				t.Errorf("second create: exit %d: %s", code, errOut)
 			}
 			k := kubectl{t: t, bin: kubectlBinary(t), kubeconfig: kc, context: "kinc-" + name}
 			nodes := k.must("get", "nodes", "--no-headers")
-			if !strings.Contains(nodes, name+"-control-plane") || !strings.Contains(nodes, " Ready") {
+			if !strings.Contains(nodes, name+"-control-plane") || !blogPatch && !strings.Contains(nodes, " Ready") {
 				t.Fatalf("node not Ready:\n%s", nodes)
 			}
-			eventually(t, "coredns Running", 3*time.Minute, func() error {
-				out, _ := k.run("-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "--no-headers")
-				if strings.Count(out, "Running") < 1 {
-					return fmt.Errorf("coredns pods:\n%s", out)
-				}
-				return nil
-			})
+			if blogPatch {
+				// The plugin shows in the pods it mutated instead.
+				assertAdmissionPlugins(t, k, rt, name)
+			} else {
+				eventually(t, "coredns Running", 3*time.Minute, func() error {
+					out, _ := k.run("-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "--no-headers")
+					if strings.Count(out, "Running") < 1 {
+						return fmt.Errorf("coredns pods:\n%s", out)
+					}
+					return nil
+				})
+			}
 			if ds := k.must("-n", "kube-system", "get", "daemonsets", "-o", "name"); noProxy == strings.Contains(ds, "daemonset.apps/kube-proxy") {
 				t.Errorf("DaemonSets %q with kubeProxyMode none = %v", ds, noProxy)
 			}
@@ -240,6 +257,49 @@ func TestClusterLifecycle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// blogPatchConfig is the blog post's patch on a single node.
+const blogPatchConfig = `apiVersion: kind.sigs.k8s.io/v1alpha3
+kind: Cluster
+nodes:
+- role: control-plane
+kubeadmConfigPatches:
+- |
+  apiVersion: kubeadm.k8s.io/v1beta1
+  kind: ClusterConfiguration
+  metadata:
+    name: config
+  apiServer:
+    extraArgs:
+      enable-admission-plugins: "AlwaysPullImages,NodeRestriction"
+`
+
+// assertAdmissionPlugins checks that the running kube-apiserver has the
+// blog's admission plugins, once (kubeadm's default value replaced, not
+// repeated), and that AlwaysPullImages acts: the coredns pods created
+// after it started were given imagePullPolicy Always.
+func assertAdmissionPlugins(t *testing.T, k kubectl, rt, name string) {
+	manifest, err := execIn(rt, name+"-control-plane", "cat", "/etc/kubernetes/manifests/kube-apiserver.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(manifest, "--enable-admission-plugins="); n != 1 || !strings.Contains(manifest, "- --enable-admission-plugins=AlwaysPullImages,NodeRestriction\n") {
+		t.Errorf("kube-apiserver manifest has %d --enable-admission-plugins flags, want the blog's once:\n%s", n, manifest)
+	}
+	eventually(t, "coredns pods mutated by AlwaysPullImages", 2*time.Minute, func() error {
+		out, err := k.run("-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o", "jsonpath={.items[*].spec.containers[*].imagePullPolicy}")
+		policies := strings.Fields(out)
+		if err != nil || len(policies) == 0 {
+			return fmt.Errorf("no coredns pods yet (%v): %s", err, out)
+		}
+		for _, p := range policies {
+			if p != "Always" {
+				return fmt.Errorf("coredns pull policies %q, want all Always", out)
+			}
+		}
+		return nil
+	})
 }
 
 func helloApp(t *testing.T, k kubectl, rt, name string) {

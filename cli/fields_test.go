@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,7 +19,9 @@ import (
 // enables an alpha API through featureGates and runtimeConfig and runs
 // kube-proxy in nftables mode: the host port reaches the pod (through
 // kube-proxy's nftables NodePort rules), which serves a file of the host
-// directory through a hostPath volume; the node carries its label; the
+// directory through a hostPath volume, and a UDP NodePort answers through
+// a mapped UDP host port; a host mount made later shows in the node
+// (propagation HostToContainer); the node carries its label; the
 // alpha API is served and every component got the gate; the dnsSearch
 // domain reaches the node's and the pods' resolv.conf.
 func TestConfigFieldsInEffect(t *testing.T) {
@@ -26,7 +30,7 @@ func TestConfigFieldsInEffect(t *testing.T) {
 	}
 	rt := testRuntimes()[0]
 	ensureNodeImage(t, rt)
-	shared := t.TempDir()
+	shared, propagated := t.TempDir(), t.TempDir()
 	if err := os.WriteFile(filepath.Join(shared, "greeting.txt"), []byte("hello from the host\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -40,10 +44,17 @@ nodes:
   - hostPath: %s
     containerPath: /shared
     readOnly: true
+  - hostPath: %s
+    containerPath: /propagated
+    propagation: HostToContainer
   extraPortMappings:
   - containerPort: 30080
     hostPort: 0
     listenAddress: 127.0.0.1
+  - containerPort: 30053
+    hostPort: 0
+    listenAddress: 127.0.0.1
+    protocol: UDP
 networking:
   kubeProxyMode: nftables
   dnsSearch: [kinc.example]
@@ -55,7 +66,7 @@ containerdConfigPatches:
 - |-
   [plugins."io.containerd.grpc.v1.cri"]
     max_container_log_line_size = 12345
-`, shared)
+`, shared, propagated)
 	name := "e2e-fields"
 	kc := filepath.Join(t.TempDir(), "config")
 	freshCluster(t, rt, name, kc)
@@ -124,7 +135,9 @@ metadata:
 spec:
   type: NodePort
   selector: {app: files}
-  ports: [{port: 80, targetPort: 5000, nodePort: 30080}]
+  ports:
+  - {name: http, port: 80, targetPort: 5000, nodePort: 30080}
+  - {name: echo, protocol: UDP, port: 53, targetPort: 5001, nodePort: 30053}
 `
 	f := filepath.Join(t.TempDir(), "files.yaml")
 	os.WriteFile(f, []byte(manifest), 0o644)
@@ -139,14 +152,17 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	hostPort := 0
+	hostPort, udpPort := 0, 0
 	for _, p := range st.Ports {
-		if p.ContainerPort == 30080 {
+		switch {
+		case p.ContainerPort == 30080:
 			hostPort = p.HostPort
+		case p.ContainerPort == 30053 && p.Protocol == "udp":
+			udpPort = p.HostPort
 		}
 	}
-	if hostPort == 0 {
-		t.Fatalf("no host port for 30080 in %+v", st.Ports)
+	if hostPort == 0 || udpPort == 0 {
+		t.Fatalf("no host port for 30080/tcp or 30053/udp in %+v", st.Ports)
 	}
 	_, wide, _ := run(t, "", "--runtime", rt, "get", "nodes", "--name", name, "-o", "wide")
 	if !strings.Contains(wide, fmt.Sprintf("127.0.0.1:%d->30080/tcp", hostPort)) {
@@ -164,4 +180,34 @@ spec:
 		}
 		return nil
 	})
+	eventually(t, "the UDP NodePort through the mapped UDP port", time.Minute, func() error {
+		conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", udpPort))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := conn.Write([]byte("ping")); err != nil {
+			return err
+		}
+		buf := make([]byte, 512)
+		n, err := conn.Read(buf)
+		if err != nil || string(buf[:n]) != "files\n" {
+			return fmt.Errorf("reply %q: %v", buf[:n], err)
+		}
+		return nil
+	})
+
+	// HostToContainer: a mount made on the host after the node started
+	// shows inside the node.
+	sub := filepath.Join(propagated, "sub")
+	os.Mkdir(sub, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "kinc-test", sub).CombinedOutput(); err != nil {
+		t.Fatalf("mounting a tmpfs on the host: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", sub).Run() })
+	os.WriteFile(filepath.Join(sub, "late.txt"), []byte("mounted later\n"), 0o644)
+	if out, err := execIn(rt, cp, "cat", "/propagated/sub/late.txt"); err != nil || out != "mounted later\n" {
+		t.Errorf("a host mount made after create is not seen in the node (propagation HostToContainer): %v %q", err, out)
+	}
 }

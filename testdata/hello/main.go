@@ -2,13 +2,15 @@
 // path with the name of the host (the pod) that served it. `hello get URL`
 // fetches URL and prints the body, so tests can check pod-to-pod traffic
 // from inside a pod whose image holds nothing else. Files under /data, when
-// a volume is mounted there, are served under /files/.
+// a volume is mounted there, are served under /files/. On UDP port 5001 it
+// answers every datagram with the host's name, for port-mapping tests.
 package main
 
 import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -24,7 +26,23 @@ func main() {
 		fmt.Fprintf(w, "<h1>Path %s served from host : %s</h1>\n", r.URL.Path, host)
 	})
 	http.Handle("/files/", http.StripPrefix("/files/", http.FileServer(http.Dir("/data"))))
+	go echoUDP(host)
 	log.Fatal(http.ListenAndServe(":5000", nil))
+}
+
+func echoUDP(host string) {
+	conn, err := net.ListenPacket("udp", ":5001")
+	if err != nil {
+		log.Fatal(err)
+	}
+	buf := make([]byte, 512)
+	for {
+		_, from, err := conn.ReadFrom(buf)
+		if err != nil {
+			log.Fatal(err)
+		}
+		conn.WriteTo([]byte(host+"\n"), from)
+	}
 }
 
 func get(url string) {
