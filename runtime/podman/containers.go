@@ -165,7 +165,9 @@ func (r *Runtime) StopNode(ctx context.Context, name string) error {
 
 // DeleteNode force-removes the container and its /var volume.
 func (r *Runtime) DeleteNode(ctx context.Context, name string) error {
-	_, err := containers.Remove(r.ctx(ctx), name, new(containers.RemoveOptions).WithForce(true).WithVolumes(true))
+	// Timeout 0 kills at once, as docker's forced removal does: waiting for
+	// the node's systemd to shut down only delays a container that goes.
+	_, err := containers.Remove(r.ctx(ctx), name, new(containers.RemoveOptions).WithForce(true).WithVolumes(true).WithTimeout(0))
 	err = r.mapErr(err, fmt.Sprintf("removing container %q", name))
 	if err != nil && !errors.Is(err, runtime.ErrNotFound) {
 		return err
