@@ -55,9 +55,25 @@ nodes:
     hostPort: 0
     listenAddress: 127.0.0.1
     protocol: UDP
+  kubeadmConfigPatches:
+  - |
+    kind: InitConfiguration
+    nodeRegistration:
+      kubeletExtraArgs:
+        node-labels: "kinc.dev/patched=node-level"
 networking:
   kubeProxyMode: nftables
   dnsSearch: [kinc.example]
+  podSubnet: 10.245.0.0/16
+  serviceSubnet: 10.97.0.0/16
+kubeadmConfigPatchesJSON6902:
+- group: kubeadm.k8s.io
+  version: v1beta4
+  kind: ClusterConfiguration
+  patch: |
+    - op: add
+      path: /apiServer/extraArgs/-
+      value: {name: event-ttl, value: 2h0m0s}
 featureGates:
   ClusterTrustBundle: true
 runtimeConfig:
@@ -66,6 +82,8 @@ containerdConfigPatches:
 - |-
   [plugins."io.containerd.grpc.v1.cri"]
     max_container_log_line_size = 12345
+containerdConfigPatchesJSON6902:
+- '[{"op": "add", "path": "/plugins/io.containerd.grpc.v1.cri/max_concurrent_downloads", "value": 7}]'
 `, shared, propagated)
 	name := "e2e-fields"
 	kc := filepath.Join(t.TempDir(), "config")
@@ -73,26 +91,33 @@ containerdConfigPatches:
 	if code, out, errOut := run(t, cfg, "--runtime", rt, "create", "cluster", "--name", name, "--config", "-", "--kubeconfig", kc, "--wait", "5m"); code != 0 {
 		t.Fatalf("create: exit %d\n%s\n%s", code, out, errOut)
 	}
-	if out, err := execIn(rt, name+"-control-plane", "grep", "-c", "max_container_log_line_size = 12345", "/etc/containerd/config.toml"); err != nil || strings.TrimSpace(out) != "1" {
-		t.Errorf("containerd config patch not applied: %v %q", err, out)
+	for _, want := range []string{"max_container_log_line_size = 12345", "max_concurrent_downloads = 7"} {
+		if out, err := execIn(rt, name+"-control-plane", "grep", "-c", want, "/etc/containerd/config.toml"); err != nil || strings.TrimSpace(out) != "1" {
+			t.Errorf("containerd config patch (%s) not applied: %v %q", want, err, out)
+		}
 	}
 	k := kubectl{t: t, bin: kubectlBinary(t), kubeconfig: kc, context: "kinc-" + name}
-	if got := k.must("get", "nodes", "-l", "kinc.dev/test=fields", "-o", "name"); !strings.Contains(got, name+"-control-plane") {
-		t.Errorf("node label not set: %q", got)
+	for _, label := range []string{"kinc.dev/test=fields", "kinc.dev/patched=node-level"} {
+		if got := k.must("get", "nodes", "-l", label, "-o", "name"); !strings.Contains(got, name+"-control-plane") {
+			t.Errorf("node label %s not set (labels, or the node-level kubeadm patch): %q", label, got)
+		}
 	}
 	// featureGates and runtimeConfig: the alpha API needs both to be served.
 	if got := k.must("api-resources", "--api-group=certificates.k8s.io", "-o", "name"); !strings.Contains(got, "clustertrustbundles.certificates.k8s.io") {
 		t.Errorf("ClusterTrustBundle API not served (featureGates/runtimeConfig not in effect):\n%s", got)
 	}
 	cp := name + "-control-plane"
-	for file, want := range map[string]string{
-		"/etc/kubernetes/manifests/kube-apiserver.yaml":          "--runtime-config=certificates.k8s.io/v1alpha1=true",
-		"/etc/kubernetes/manifests/kube-controller-manager.yaml": "--feature-gates=ClusterTrustBundle=true",
-		"/etc/kubernetes/manifests/kube-scheduler.yaml":          "--feature-gates=ClusterTrustBundle=true",
-		"/var/lib/kubelet/config.yaml":                           "ClusterTrustBundle: true",
+	const manifests = "/etc/kubernetes/manifests/"
+	for _, c := range []struct{ file, want string }{
+		{manifests + "kube-apiserver.yaml", "--runtime-config=certificates.k8s.io/v1alpha1=true"},
+		{manifests + "kube-apiserver.yaml", "--event-ttl=2h0m0s"}, // the JSON 6902 patch
+		{manifests + "kube-controller-manager.yaml", "--feature-gates=ClusterTrustBundle=true"},
+		{manifests + "kube-controller-manager.yaml", "--cluster-cidr=10.245.0.0/16"}, // podSubnet
+		{manifests + "kube-scheduler.yaml", "--feature-gates=ClusterTrustBundle=true"},
+		{"/var/lib/kubelet/config.yaml", "ClusterTrustBundle: true"},
 	} {
-		if out, err := execIn(rt, cp, "cat", file); err != nil || !strings.Contains(out, want) {
-			t.Errorf("%s lacks %s: %v", file, want, err)
+		if out, err := execIn(rt, cp, "cat", c.file); err != nil || !strings.Contains(out, c.want) {
+			t.Errorf("%s lacks %s: %v", c.file, c.want, err)
 		}
 	}
 	// dnsSearch: the node's resolv.conf, and through kubelet the pods'.
@@ -143,6 +168,12 @@ spec:
 	os.WriteFile(f, []byte(manifest), 0o644)
 	k.must("apply", "-f", f)
 	k.must("wait", "--for=condition=Ready", "pod/files", "--timeout=3m")
+	if ip := k.must("get", "pod", "files", "-o", "jsonpath={.status.podIP}"); !strings.HasPrefix(ip, "10.245.") {
+		t.Errorf("pod IP %s is not in podSubnet 10.245.0.0/16", ip)
+	}
+	if ip := k.must("get", "service", "files", "-o", "jsonpath={.spec.clusterIP}"); !strings.HasPrefix(ip, "10.97.") {
+		t.Errorf("service IP %s is not in serviceSubnet 10.97.0.0/16", ip)
+	}
 	if out, err := execIn(rt, cp, "sh", "-c", "cat /var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/*/resolv.conf"); err != nil || !strings.Contains(out, "cluster.local kinc.example") {
 		t.Errorf("pods' resolv.conf lacks the dnsSearch domain: %v\n%s", err, out)
 	}

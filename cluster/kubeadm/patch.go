@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -83,12 +84,17 @@ func mergeOne(docs []*yaml.RNode, patch *yaml.RNode) ([]string, error) {
 		if n := nodeLabels(doc); n != nil {
 			labels = n.Value // the merge may rewrite the node itself
 		}
+		target := doc.Copy()
+		lists := takeUnkeyedLists(target, p, nil)
 		merged, err := walk.Walker{
-			Sources:               []*yaml.RNode{doc, p},
+			Sources:               []*yaml.RNode{target, p},
 			Visitor:               merge2.Merger{},
 			InferAssociativeLists: true, // lists of {name, value} merge by name
 		}.Walk()
 		if err != nil {
+			return nil, fmt.Errorf("merging patch into %s: %w", kind, err)
+		}
+		if err := putLists(merged, lists); err != nil {
 			return nil, fmt.Errorf("merging patch into %s: %w", kind, err)
 		}
 		keepNodeLabels(merged, labels)
@@ -98,6 +104,78 @@ func mergeOne(docs []*yaml.RNode, patch *yaml.RNode) ([]string, error) {
 		warnings = append(warnings, fmt.Sprintf("patch of %s %q matches no document kinc renders", kind, patch.GetApiVersion()))
 	}
 	return warnings, nil
+}
+
+// unkeyedList is a list whose items kyaml's merge cannot pair, because
+// they have no "name" (nodeRegistration.taints) or there are none: the
+// patch's list replaces the document's, as in a strategic merge, and a
+// list the patch leaves alone is kept.
+type unkeyedList struct {
+	path  []string
+	value *yaml.RNode
+}
+
+// takeUnkeyedLists removes such lists from doc's mappings, and the
+// patch's value at the same place, and returns what the merged document
+// must hold there.
+func takeUnkeyedLists(doc, patch *yaml.RNode, path []string) []unkeyedList {
+	names, err := doc.Fields()
+	if err != nil { // not a mapping
+		return nil
+	}
+	var out []unkeyedList
+	for _, name := range names {
+		v := doc.Field(name).Value
+		var pv *yaml.RNode
+		if patch != nil && patch.YNode().Kind == yaml.MappingNode {
+			if f := patch.Field(name); f != nil {
+				pv = f.Value
+			}
+		}
+		at := append(slices.Clone(path), name)
+		switch {
+		case v.YNode().Kind == yaml.MappingNode:
+			out = append(out, takeUnkeyedLists(v, pv, at)...)
+		case unkeyed(v):
+			keep := v
+			if pv != nil {
+				keep = pv
+				_ = patch.PipeE(yaml.Clear(name))
+			}
+			_ = doc.PipeE(yaml.Clear(name))
+			out = append(out, unkeyedList{path: at, value: keep})
+		}
+	}
+	return out
+}
+
+// unkeyed tells a list the merge cannot pair items of: an empty one (it
+// finds no key in it: kinc renders `taints: []`), or one of objects
+// without a name.
+func unkeyed(n *yaml.RNode) bool {
+	y := n.YNode()
+	if y.Kind != yaml.SequenceNode {
+		return false
+	}
+	if len(y.Content) == 0 {
+		return true
+	}
+	return y.Content[0].Kind == yaml.MappingNode && n.GetAssociativeKey() == ""
+}
+
+// putLists sets the lists takeUnkeyedLists took back into the merged
+// document.
+func putLists(doc *yaml.RNode, lists []unkeyedList) error {
+	for _, l := range lists {
+		parent, err := doc.Pipe(yaml.LookupCreate(yaml.MappingNode, l.path[:len(l.path)-1]...))
+		if err != nil {
+			return err
+		}
+		if err := parent.PipeE(yaml.SetField(l.path[len(l.path)-1], l.value)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // json6902Patch applies an RFC 6902 patch to every document of the same

@@ -301,3 +301,35 @@ func TestKubeadmAPIVersion(t *testing.T) {
 		}
 	}
 }
+
+// Lists the merge cannot pair items of (empty ones, objects without a
+// name) are kept when the patch leaves them alone and replaced when it
+// gives its own.
+func TestMergeUnkeyedLists(t *testing.T) {
+	const doc = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nbootstrapTokens:\n- token: abc.def\nnodeRegistration:\n  name: n\n  taints: []\n"
+	for _, tc := range []struct {
+		name, patch string
+		want        []string
+	}{
+		{"untouched", "kind: InitConfiguration\nnodeRegistration:\n  kubeletExtraArgs:\n    node-labels: a=b\n",
+			[]string{"taints: []", "- token: abc.def", "value: a=b"}},
+		{"replaced", "kind: InitConfiguration\nnodeRegistration:\n  taints:\n  - {key: k, effect: NoSchedule}\n",
+			[]string{"key: k", "effect: NoSchedule", "- token: abc.def"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			docs := []*yaml.RNode{yaml.MustParse(doc)}
+			if _, err := mergeOne(docs, yaml.MustParse(tc.patch)); err != nil {
+				t.Fatal(err)
+			}
+			out := docs[0].MustString()
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("merged document lacks %q:\n%s", w, out)
+				}
+			}
+			if tc.name == "replaced" && strings.Contains(out, "taints: []") {
+				t.Errorf("the patch's taints did not replace the document's:\n%s", out)
+			}
+		})
+	}
+}

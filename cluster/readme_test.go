@@ -1,10 +1,12 @@
-package config
+package cluster
 
 import (
 	"fmt"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/kinc-dev/kinc/cluster/config"
 )
 
 // readmeExample is a complete config shown in the README.
@@ -35,10 +37,11 @@ func readmeExamples(md string) []readmeExample {
 	return out
 }
 
-// Every complete config in the README loads and validates, so that what
-// users copy from it works.
+// Every complete config in the README loads, validates and plans (its
+// patches applied to the kubeadm configs), so that what users copy from it
+// works.
 func TestREADMEExamples(t *testing.T) {
-	md, err := os.ReadFile("../../README.md")
+	md, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +54,11 @@ func TestREADMEExamples(t *testing.T) {
 	for _, ex := range examples {
 		t.Run(fmt.Sprintf("line_%d", ex.line), func(t *testing.T) {
 			name := fmt.Sprintf("README.md example at line %d", ex.line)
-			if _, err := Parse(name, []byte(ex.text), WithDefaultImage("kinc/node:test")); err != nil {
+			c, err := config.Parse(name, []byte(ex.text), config.WithDefaultImage("kinc/node:test"))
+			if err != nil {
+				t.Fatalf("%v\n--- example:\n%s", err, ex.text)
+			}
+			if _, err := NewPlan(c, "v1.34.4"); err != nil {
 				t.Errorf("%v\n--- example:\n%s", err, ex.text)
 			}
 		})
