@@ -170,3 +170,37 @@ func TestCreateIPVSWithoutKernelSupport(t *testing.T) {
 	}
 	assertGone(t, rt, "no-ipvs")
 }
+
+// TestDisableDefaultCNI makes a cluster without the default CNI: it comes
+// up (no --wait: it cannot turn Ready), kinc installs no CNI, and the node
+// says it waits for one.
+func TestDisableDefaultCNI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates a real cluster")
+	}
+	rts := testRuntimes()
+	rt := rts[len(rts)-1]
+	ensureNodeImage(t, rt)
+	const name = "e2e-no-cni"
+	kc := filepath.Join(t.TempDir(), "config")
+	freshCluster(t, rt, name, kc)
+	cfg := "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\nnetworking:\n  disableDefaultCNI: true\n"
+	if code, out, errOut := run(t, cfg, "--runtime", rt, "create", "cluster", "--name", name, "--config", "-", "--kubeconfig", kc); code != 0 {
+		t.Fatalf("create: exit %d\n%s\n%s", code, out, errOut)
+	}
+	k := kubectl{t: t, bin: kubectlBinary(t), kubeconfig: kc, context: "kinc-" + name}
+	if ds := k.must("-n", "kube-system", "get", "daemonsets", "-o", "name"); strings.Contains(ds, "flannel") {
+		t.Errorf("a CNI was installed: %s", ds)
+	}
+	if out, err := execIn(rt, name+"-control-plane", "ls", "/etc/cni/net.d"); err == nil && strings.TrimSpace(out) != "" {
+		t.Errorf("/etc/cni/net.d holds %q", out)
+	}
+	ready := k.must("get", "node", name+"-control-plane", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].message}`)
+	if !strings.Contains(ready, "cni") && !strings.Contains(ready, "network") {
+		t.Errorf("node's Ready condition does not say it waits for a network plugin: %q", ready)
+	}
+	if code, _, errOut := run(t, "", "--runtime", rt, "delete", "cluster", "--name", name, "--kubeconfig", kc); code != 0 {
+		t.Fatalf("delete: exit %d: %s", code, errOut)
+	}
+	assertGone(t, rt, name)
+}
