@@ -194,7 +194,11 @@ func TestClusterLifecycle(t *testing.T) {
 		case noProxy:
 			cfg += "networking:\n  kubeProxyMode: none\n"
 		case blogPatch:
-			cfg = blogPatchConfig
+			b, err := os.ReadFile("../testdata/blog-v1alpha3-patch-single.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg = string(b)
 		}
 		t.Run(rt, func(t *testing.T) {
 			ensureNodeImage(t, rt)
@@ -258,22 +262,6 @@ func TestClusterLifecycle(t *testing.T) {
 		})
 	}
 }
-
-// blogPatchConfig is the blog post's patch on a single node.
-const blogPatchConfig = `apiVersion: kind.sigs.k8s.io/v1alpha3
-kind: Cluster
-nodes:
-- role: control-plane
-kubeadmConfigPatches:
-- |
-  apiVersion: kubeadm.k8s.io/v1beta1
-  kind: ClusterConfiguration
-  metadata:
-    name: config
-  apiServer:
-    extraArgs:
-      enable-admission-plugins: "AlwaysPullImages,NodeRestriction"
-`
 
 // assertAdmissionPlugins checks that the running kube-apiserver has the
 // blog's admission plugins, once (kubeadm's default value replaced, not
