@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	containerd "github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
@@ -91,7 +92,17 @@ func (r *Runtime) Exec(ctx context.Context, name string, cmd runtime.ExecSpec) e
 		_ = p.Kill(cleanup, syscall.SIGKILL)
 		return ctx.Err()
 	}
-	// Delete waits for the output to be copied out.
+	// The exit can come before the last output is copied from the shim's
+	// pipes, and Delete cancels the copy: wait for it first (seen as an
+	// empty reply now and then). Bounded, because a daemon the command
+	// started may hold the pipes open.
+	copied := make(chan struct{})
+	go func() { p.IO().Wait(); close(copied) }()
+	select {
+	case <-copied:
+	case <-time.After(ioDrainTimeout):
+	case <-ctx.Done():
+	}
 	deleted = true
 	if _, err := p.Delete(cleanup); err != nil && !isNotFound(err) {
 		return fmt.Errorf("exec in node %q: %w", name, mapErr(err))
@@ -102,6 +113,9 @@ func (r *Runtime) Exec(ctx context.Context, name string, cmd runtime.ExecSpec) e
 	}
 	return out.Result(name, cmd.Cmd, int(code))
 }
+
+// ioDrainTimeout bounds the wait for an exec's output after it exited.
+const ioDrainTimeout = 5 * time.Second
 
 func execID() string {
 	b := make([]byte, 8)
