@@ -21,7 +21,7 @@ func createCommand(e *env) *cli.Command {
 			Name:  "cluster",
 			Usage: "create a local Kubernetes cluster (with --dry-run: print what would be created)",
 			Flags: []cli.Flag{
-				nameFlag,
+				configNameFlag,
 				&cli.StringFlag{Name: "config", Usage: "cluster config `FILE` (kind's format; - reads stdin)"},
 				&cli.StringFlag{Name: "image", Usage: "node image `REF` for every node (overrides the config)"},
 				&cli.BoolFlag{Name: "retain", Usage: "keep the nodes when create fails, for debugging"},
@@ -48,7 +48,11 @@ func createCommand(e *env) *cli.Command {
 	}
 }
 
-var nameFlag = &cli.StringFlag{Name: "name", Usage: "cluster `NAME` (default: the config's name, else $KINC_CLUSTER_NAME, else kinc)"}
+// configNameFlag names the cluster create makes; its config may name it too.
+var configNameFlag = &cli.StringFlag{Name: "name", Usage: "cluster `NAME` (default: the config's name, else $KINC_CLUSTER_NAME, else kinc)"}
+
+// nameFlag picks the existing cluster a command acts on.
+var nameFlag = &cli.StringFlag{Name: "name", Usage: "cluster `NAME` (default: $KINC_CLUSTER_NAME, else kinc)"}
 
 // loadConfig reads --config (or the defaults) with --name and --image applied.
 func loadConfig(e *env, c *cli.Context) (*config.Cluster, error) {

@@ -9,17 +9,13 @@ import (
 	"github.com/kinc-dev/kinc/cluster/config"
 )
 
-// clusterFlag picks the cluster a node command acts on; no config file
-// names it here.
-var clusterFlag = &cli.StringFlag{Name: "name", Usage: "cluster `NAME` (default: $KINC_CLUSTER_NAME, else kinc)"}
-
 // createNodeCommand is `kinc create node`.
 func createNodeCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "node",
 		Usage: "add a node to an existing cluster; a control plane joins its load balancer",
 		Flags: []cli.Flag{
-			clusterFlag,
+			nameFlag,
 			&cli.StringFlag{Name: "role", Value: string(config.WorkerRole), Usage: "node `ROLE`: worker or control-plane"},
 			&cli.StringFlag{Name: "image", Usage: "node image `REF` (default: the one the cluster's config gives the role)"},
 			&cli.BoolFlag{Name: "retain", Usage: "keep the node when it fails to join, for debugging"},
@@ -69,7 +65,7 @@ func deleteNodeCommand(e *env) *cli.Command {
 		Aliases:   []string{"nodes"},
 		Usage:     "remove nodes from a cluster (drained, reset, deleted from Kubernetes and the load balancer)",
 		ArgsUsage: "NODE...",
-		Flags:     []cli.Flag{clusterFlag},
+		Flags:     []cli.Flag{nameFlag},
 		Action: func(c *cli.Context) error {
 			names, err := positionalArgs(c)
 			if err != nil {
