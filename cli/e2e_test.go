@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/kinc-dev/kinc/nodeimage"
@@ -79,22 +77,7 @@ func helloArchive(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	layer, err := tarball.LayerFromReader(runtime.TarFiles(runtime.File{Name: "hello", Content: data, Mode: 0o755}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, _ := img.ConfigFile()
-	cfg = cfg.DeepCopy()
-	cfg.Config.Entrypoint = []string{"/hello"}
-	cfg.Config.ExposedPorts = map[string]struct{}{"5000/tcp": {}}
-	cfg.Architecture, cfg.OS = "amd64", "linux"
-	if img, err = mutate.ConfigFile(img, cfg); err != nil {
-		t.Fatal(err)
-	}
+	img := singleFileImage(t, runtime.File{Name: "hello", Content: data, Mode: 0o755}, map[string]struct{}{"5000/tcp": {}})
 	tag, _ := name.NewTag("localhost/hello:1")
 	archive := filepath.Join(dir, "hello.tar")
 	if err := tarball.WriteToFile(archive, tag, img); err != nil {

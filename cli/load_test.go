@@ -89,7 +89,14 @@ func TestLoadUsage(t *testing.T) {
 // holds content: two contents, two images (two IDs) under one tag.
 func testImage(t *testing.T, content string) v1.Image {
 	t.Helper()
-	layer, err := tarball.LayerFromReader(runtime.TarFiles(runtime.File{Name: "content", Content: []byte(content), Mode: 0o644}))
+	return singleFileImage(t, runtime.File{Name: "content", Content: []byte(content), Mode: 0o644}, nil)
+}
+
+// singleFileImage is an amd64 image of one file at /, which is also its
+// entrypoint, exposing the given ports.
+func singleFileImage(t *testing.T, f runtime.File, ports map[string]struct{}) v1.Image {
+	t.Helper()
+	layer, err := tarball.LayerFromReader(runtime.TarFiles(f))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,9 +107,9 @@ func testImage(t *testing.T, content string) v1.Image {
 	cfg, _ := img.ConfigFile()
 	cfg = cfg.DeepCopy()
 	cfg.Architecture, cfg.OS = "amd64", "linux"
-	cfg.Config.Entrypoint = []string{"/content"}
-	img, err = mutate.ConfigFile(img, cfg)
-	if err != nil {
+	cfg.Config.Entrypoint = []string{"/" + f.Name}
+	cfg.Config.ExposedPorts = ports
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		t.Fatal(err)
 	}
 	return img

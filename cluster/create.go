@@ -325,13 +325,9 @@ func (c *creation) ensureImages(ctx context.Context) error {
 
 // provision makes the network and every container, concurrently.
 func (c *creation) provision(ctx context.Context) error {
-	net, err := c.rt.EnsureNetwork(ctx, runtime.NetworkSpec{
-		Name:   NetworkName(c.cfg.Name),
-		Labels: map[string]string{runtime.LabelCluster: c.cfg.Name},
-		IPv6:   c.cfg.Networking.IPFamily != config.IPv4Family,
-	})
+	net, err := c.ensureNetwork(ctx)
 	if err != nil {
-		return fmt.Errorf("creating network %s: %w", NetworkName(c.cfg.Name), err)
+		return err
 	}
 	c.network, c.netMade = net, true
 
@@ -370,6 +366,20 @@ func (c *creation) provision(ctx context.Context) error {
 	c.plan, err = NewPlan(c.cfg, c.fallback, WithHost(c.info), WithKubernetesVersion(version),
 		WithAddresses(c.addresses), WithJoinSecrets(token, key))
 	return err
+}
+
+// ensureNetwork makes the cluster's network, or finds it (node add).
+// ipv6 and dual clusters get an IPv6 subnet next to the IPv4 one.
+func (c *creation) ensureNetwork(ctx context.Context) (runtime.Network, error) {
+	n, err := c.rt.EnsureNetwork(ctx, runtime.NetworkSpec{
+		Name:   NetworkName(c.cfg.Name),
+		Labels: map[string]string{runtime.LabelCluster: c.cfg.Name},
+		IPv6:   c.cfg.Networking.IPFamily != config.IPv4Family,
+	})
+	if err != nil {
+		return runtime.Network{}, fmt.Errorf("ensuring network %s: %w", NetworkName(c.cfg.Name), err)
+	}
+	return n, nil
 }
 
 // nodeSpecs turns the plan into container specs.
@@ -600,7 +610,7 @@ func (c *creation) initControlPlane(ctx context.Context) error {
 
 // kubectl runs kubectl on the first control plane as the cluster admin.
 func (c *creation) kubectl(ctx context.Context, args ...string) (string, error) {
-	return c.firstControlPlane().output(ctx, append([]string{"kubectl", "--kubeconfig=" + adminConfPath}, args...)...)
+	return c.firstControlPlane().kubectl(ctx, args...)
 }
 
 func (c *creation) joinControlPlanes(ctx context.Context) error {

@@ -460,13 +460,9 @@ func (a *addition) render(opts ...PlanOption) error {
 // address, waits for its systemd and renders its kubeadm config for the
 // Kubernetes version of its image.
 func (a *addition) prepare(ctx context.Context, known map[string]string) error {
-	net, err := a.rt.EnsureNetwork(ctx, runtime.NetworkSpec{
-		Name:   NetworkName(a.live.name),
-		Labels: map[string]string{runtime.LabelCluster: a.live.name},
-		IPv6:   a.cfg.Networking.IPFamily != config.IPv4Family,
-	})
+	net, err := a.ensureNetwork(ctx)
 	if err != nil {
-		return fmt.Errorf("finding network %s: %w", NetworkName(a.live.name), err)
+		return err
 	}
 	var taken []string
 	for _, st := range append(a.live.nodes, a.live.balancer()...) {
