@@ -499,7 +499,10 @@ func (c *creation) configureContainerd(ctx context.Context, n node, driver strin
 
 // loadImages imports the preloaded images into the node's containerd and
 // waits until its CRI plugin (what kubelet and kubeadm ask) lists them.
-func loadImages(ctx context.Context, n node) error {
+// Unpacked, the layers are also laid out as snapshots, which kubelet's
+// first containers would otherwise do while the node starts: worth it for
+// imports that run in the background, not for one that init waits on.
+func loadImages(ctx context.Context, n node, unpack bool) error {
 	// crictl, not ctr: the CRI plugin starts after containerd's API, and
 	// an image imported before it watches may stay unseen by kubelet.
 	if err := poll(ctx, time.Minute, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
@@ -514,7 +517,11 @@ func loadImages(ctx context.Context, n node) error {
 	}
 	files := strings.Fields(out)
 	err = forEach(ctx, files, func(ctx context.Context, f string) error {
-		if _, err := n.output(ctx, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "--no-unpack", f); err != nil {
+		cmd := []string{"ctr", "--namespace=k8s.io", "images", "import", "--all-platforms"}
+		if !unpack {
+			cmd = append(cmd, "--no-unpack")
+		}
+		if _, err := n.output(ctx, append(cmd, f)...); err != nil {
 			return fmt.Errorf("importing %s in %s: %w", f, n.name, err)
 		}
 		return nil
@@ -570,7 +577,7 @@ func (c *creation) importImagesBehind(ctx context.Context, skip string) {
 		c.imports[np.Name] = im
 		go func(n node) {
 			defer close(im.done)
-			im.err = loadImages(ctx, n)
+			im.err = loadImages(ctx, n, true)
 		}(node{c.rt, np.Name})
 	}
 }
@@ -587,7 +594,7 @@ func (c *creation) imported(ctx context.Context, name string) error {
 func (c *creation) initControlPlane(ctx context.Context) error {
 	cp := c.firstControlPlane()
 	c.importImagesBehind(ctx, cp.name)
-	if err := loadImages(ctx, cp); err != nil {
+	if err := loadImages(ctx, cp, false); err != nil {
 		return err
 	}
 	args := []string{"kubeadm", "init", "--config=" + kubeadmConfigPath, "--skip-token-print",
@@ -661,11 +668,59 @@ func (c *creation) join(ctx context.Context, n node) error {
 	if err := c.imported(ctx, n.name); err != nil {
 		return err
 	}
+	discovery, err := kubeconfig.Discovery(c.admin)
+	if err != nil {
+		return err
+	}
+	if err := n.writeFile(ctx, kubeadm.DiscoveryFile, discovery, 0o644); err != nil {
+		return err
+	}
+	if c.role(n.name) == config.ControlPlaneRole {
+		api := net.JoinHostPort(c.addresses[n.name].Primary(c.cfg.Networking.IPFamily), fmt.Sprint(kubeadm.APIServerPort))
+		stop := n.nudgeKubeletBootstrap(ctx, api)
+		defer stop()
+	}
 	if err := n.runLogged(ctx, "kubeadm", "join", "--config="+kubeadmConfigPath,
 		"--ignore-preflight-errors="+ignoredPreflightErrors); err != nil {
 		return fmt.Errorf("running kubeadm join on %s: %w", n.name, err)
 	}
 	return c.configureNodeCNI(ctx, n)
+}
+
+// role is the planned role of the node called name.
+func (c *creation) role(name string) config.NodeRole {
+	for _, np := range c.plan.Nodes {
+		if np.Name == name {
+			return np.Role
+		}
+	}
+	return ""
+}
+
+// nudgeScript waits (at most 5 minutes) until the node's own API server
+// at $1 takes kubelet's bootstrap token, then restarts kubelet unless it
+// has its client certificate already.
+const nudgeScript = `cert=/var/lib/kubelet/pki/kubelet-client-current.pem
+end=$(( $(date +%s) + 300 ))
+while [ ! -e "$cert" ] && [ "$(date +%s)" -lt "$end" ]; do
+	if kubectl --kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --server="https://$1" --request-timeout=2s get --raw /readyz >/dev/null 2>&1 </dev/null; then
+		[ -e "$cert" ] || systemctl restart kubelet
+		exit 0
+	fi
+	sleep 0.5
+done`
+
+// nudgeKubeletBootstrap runs nudgeScript on a joining control plane until
+// stop is called. Such a kubelet asks its own API server (api) for its
+// client certificate, and that server starts only after the node's etcd
+// member has joined: until then each request fails and kubelet backs off
+// 2, 4, 8, 16 s..., so the certificate came up to 16 s after the server
+// could issue it. Restarted once the server is ready, kubelet asks at
+// once; its static pods keep running across the restart.
+func (n node) nudgeKubeletBootstrap(ctx context.Context, api string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() { _ = n.run(ctx, nil, "sh", "-c", nudgeScript, "nudge", api) }()
+	return cancel
 }
 
 // apiEndpoint is where the host reaches the API: the published port of the

@@ -365,6 +365,9 @@ func AddNode(ctx context.Context, rt runtime.Runtime, cluster string, want confi
 	if a.cp, err = live.admin(); err != nil {
 		return "", err
 	}
+	if a.admin, err = a.cp.readFile(ctx, adminConfPath); err != nil {
+		return "", err
+	}
 	if a.want.Image == "" {
 		a.want.Image = imageFor(cfg, want.Role)
 	}
@@ -544,7 +547,7 @@ func (a *addition) uploadCerts(ctx context.Context) error {
 // there, pod routes go to all).
 func (a *addition) join(ctx context.Context) error {
 	n := node{a.rt, a.name}
-	if err := loadImages(ctx, n); err != nil {
+	if err := loadImages(ctx, n, false); err != nil {
 		return err
 	}
 	newNode := a.plan.Nodes[0]

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/kinc-dev/kinc/cluster/config"
+	"github.com/kinc-dev/kinc/cluster/kubeadm"
 )
 
 func TestNextNodeName(t *testing.T) {
@@ -53,17 +54,16 @@ nodes:
 `)
 	single := load(t, header+"nodes:\n- role: control-plane\n")
 	for _, tc := range []struct {
-		cfg          *config.Cluster
-		role         config.NodeRole
-		name         string
-		wantEndpoint string
-		wantCP       bool
+		cfg    *config.Cluster
+		role   config.NodeRole
+		name   string
+		wantCP bool
 	}{
-		{ha, config.WorkerRole, "kinc-worker", "kinc-external-load-balancer:6443", false},
-		{ha, config.WorkerRole, "kinc-worker5", "kinc-external-load-balancer:6443", false},
-		{ha, config.ControlPlaneRole, "kinc-control-plane2", "kinc-external-load-balancer:6443", true},
-		{ha, config.ControlPlaneRole, "kinc-control-plane3", "kinc-external-load-balancer:6443", true},
-		{single, config.WorkerRole, "kinc-worker2", "kinc-control-plane:6443", false},
+		{ha, config.WorkerRole, "kinc-worker", false},
+		{ha, config.WorkerRole, "kinc-worker5", false},
+		{ha, config.ControlPlaneRole, "kinc-control-plane2", true},
+		{ha, config.ControlPlaneRole, "kinc-control-plane3", true},
+		{single, config.WorkerRole, "kinc-worker2", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := config.Node{Role: tc.role, Image: "kinc/node:v1.34.4"}
@@ -78,7 +78,7 @@ nodes:
 			}
 			np := a.plan.Nodes[0]
 			conf := np.KubeadmConfig
-			for _, s := range []string{"kind: JoinConfiguration", "name: " + tc.name, "apiServerEndpoint: " + tc.wantEndpoint, "node-ip", "10.89.0.9"} {
+			for _, s := range []string{"kind: JoinConfiguration", "name: " + tc.name, "kubeConfigPath: " + kubeadm.DiscoveryFile, "tlsBootstrapToken: abcdef.0123456789abcdef", "node-ip", "10.89.0.9"} {
 				if !strings.Contains(conf, s) {
 					t.Errorf("kubeadm config lacks %q:\n%s", s, conf)
 				}

@@ -35,6 +35,9 @@ const (
 	// only from the cluster's network and the host, and a fixed token
 	// lets any node join without a round trip to the first control plane.
 	DefaultToken = "abcdef.0123456789abcdef"
+	// DiscoveryFile is where a joining node's config expects the
+	// cluster's server and CA (kubeconfig.Discovery).
+	DiscoveryFile = "/kind/discovery.conf"
 )
 
 // NewCertificateKey returns a key for `kubeadm init --upload-certs` and
@@ -365,14 +368,13 @@ func (r renderer) joinConfiguration() obj {
 		}
 		o = o.set("controlPlane", cp)
 	}
-	// The token is well known inside the cluster network and the joining
-	// node cannot know the CA hash before init, so the CA is not pinned.
+	// The caller writes DiscoveryFile (the cluster's server and CA) before
+	// the join; the token then only authenticates the kubelet's bootstrap.
 	return o.set("nodeRegistration", r.nodeRegistration()).
-		set("discovery", obj{{"bootstrapToken", obj{
-			{"apiServerEndpoint", r.in.ControlPlaneEndpoint},
-			{"token", r.in.Token},
-			{"unsafeSkipCAVerification", true},
-		}}})
+		set("discovery", obj{
+			{"file", obj{{"kubeConfigPath", DiscoveryFile}}},
+			{"tlsBootstrapToken", r.in.Token},
+		})
 }
 
 func (r renderer) clusterConfiguration() obj {

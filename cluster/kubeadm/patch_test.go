@@ -157,7 +157,7 @@ func TestPatches(t *testing.T) {
 			checks: []check{
 				valueIs("JoinConfiguration", []string{"timeouts", "discovery"}, "2m0s"),
 				valueIs("JoinConfiguration", []string{"discovery", "timeout"}, ""),
-				valueIs("JoinConfiguration", []string{"discovery", "bootstrapToken", "unsafeSkipCAVerification"}, "true"),
+				valueIs("JoinConfiguration", []string{"discovery", "file", "kubeConfigPath"}, DiscoveryFile),
 			},
 		},
 		{

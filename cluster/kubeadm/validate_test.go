@@ -46,11 +46,7 @@ func TestKubeadmValidatesGoldens(t *testing.T) {
 			// minor or so older than itself; the document's shape is what
 			// is checked here, so an older one is judged as the default.
 			cfg := kubernetesVersionLine.ReplaceAllString(string(text), "kubernetesVersion: "+validateVersion)
-			path := filepath.Join(t.TempDir(), "kubeadm.yaml")
-			if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			out, err := exec.CommandContext(ctx, bins["kubeadm"], "config", "validate", "--config", path).CombinedOutput()
+			out, err := exec.CommandContext(ctx, bins["kubeadm"], "config", "validate", "--config", forValidate(t, cfg)).CombinedOutput()
 			if err != nil {
 				t.Fatalf("kubeadm config validate: %v\n%s", err, out)
 			}
@@ -61,6 +57,23 @@ func TestKubeadmValidatesGoldens(t *testing.T) {
 			}
 		})
 	}
+}
+
+// forValidate writes cfg to a temporary file for `kubeadm config
+// validate`, which wants a join's discovery file to exist: DiscoveryFile
+// is only on nodes, so the config names a temporary one instead.
+func forValidate(t *testing.T, cfg string) string {
+	t.Helper()
+	dir := t.TempDir()
+	discovery := filepath.Join(dir, "discovery.conf")
+	if err := os.WriteFile(discovery, []byte("apiVersion: v1\nkind: Config\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "kubeadm.yaml")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(cfg, DiscoveryFile, discovery)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // newestVersion is the newest Kubernetes kinc supports: the goldens
@@ -84,7 +97,11 @@ func TestNewestKubeadmValidatesItsGoldens(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			out, err := exec.CommandContext(ctx, bins["kubeadm"], "config", "validate", "--config", f).CombinedOutput()
+			text, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.CommandContext(ctx, bins["kubeadm"], "config", "validate", "--config", forValidate(t, string(text))).CombinedOutput()
 			if err != nil {
 				t.Fatalf("kubeadm config validate: %v\n%s", err, out)
 			}

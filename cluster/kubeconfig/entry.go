@@ -186,3 +186,30 @@ func toNode(v any) (*yaml.Node, error) {
 	}
 	return &n, nil
 }
+
+// Discovery is admin.conf's cluster alone, its server and CA without any
+// credentials, in the shape of kubeadm's cluster-info: what `kubeadm join`
+// reads as a discovery file. It pins the CA, and spares the join waiting
+// for kube-controller-manager to sign the cluster-info ConfigMap for the
+// bootstrap token (kubeadm checks for that signature every 5 s).
+func Discovery(adminConf []byte) ([]byte, error) {
+	e, err := FromAdmin(adminConf, "discovery", "")
+	if err != nil {
+		return nil, err
+	}
+	// The cluster is unnamed, as in cluster-info: kubeadm then takes it
+	// without a context.
+	doc := struct {
+		APIVersion string         `yaml:"apiVersion"`
+		Kind       string         `yaml:"kind"`
+		Clusters   []namedCluster `yaml:"clusters"`
+	}{"v1", "Config", []namedCluster{{Cluster: clusterInfo{
+		CertificateAuthorityData: b64(e.CertificateAuthorityData),
+		Server:                   e.Server,
+	}}}}
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the discovery kubeconfig: %w", err)
+	}
+	return out, nil
+}

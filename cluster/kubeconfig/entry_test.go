@@ -128,3 +128,20 @@ func TestFromAdminErrors(t *testing.T) {
 		})
 	}
 }
+
+// The discovery file carries the cluster and nothing to log in with.
+func TestDiscovery(t *testing.T) {
+	got, err := Discovery(readFixture(t, "admin.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "discovery.yaml", got)
+	for _, secret := range []string{"client-key-data", "client-certificate-data", "users"} {
+		if bytes.Contains(got, []byte(secret)) {
+			t.Errorf("discovery kubeconfig has %s:\n%s", secret, got)
+		}
+	}
+	if _, err := Discovery([]byte("clusters: []\n")); err == nil {
+		t.Error("Discovery of an admin.conf without a cluster: no error")
+	}
+}
