@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -499,10 +500,11 @@ func (c *creation) configureContainerd(ctx context.Context, n node, driver strin
 
 // loadImages imports the preloaded images into the node's containerd and
 // waits until its CRI plugin (what kubelet and kubeadm ask) lists them.
-// Unpacked, the layers are also laid out as snapshots, which kubelet's
-// first containers would otherwise do while the node starts: worth it for
-// imports that run in the background, not for one that init waits on.
-func loadImages(ctx context.Context, n node, unpack bool) error {
+// The archives unpack says yes to are also laid out as snapshots, which
+// kubelet's first containers would otherwise do while the node starts:
+// worth it for imports that run in the background, for the images the
+// node will run, not for one that init waits on. unpack may be nil.
+func loadImages(ctx context.Context, n node, unpack func(archive string) bool) error {
 	// crictl, not ctr: the CRI plugin starts after containerd's API, and
 	// an image imported before it watches may stay unseen by kubelet.
 	if err := poll(ctx, time.Minute, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
@@ -518,7 +520,7 @@ func loadImages(ctx context.Context, n node, unpack bool) error {
 	files := strings.Fields(out)
 	err = forEach(ctx, files, func(ctx context.Context, f string) error {
 		cmd := []string{"ctr", "--namespace=k8s.io", "images", "import", "--all-platforms"}
-		if !unpack {
+		if unpack == nil || !unpack(f) {
 			cmd = append(cmd, "--no-unpack")
 		}
 		if _, err := n.output(ctx, append(cmd, f)...); err != nil {
@@ -575,10 +577,45 @@ func (c *creation) importImagesBehind(ctx context.Context, skip string) {
 		}
 		im := &background{done: make(chan struct{})}
 		c.imports[np.Name] = im
-		go func(n node) {
+		go func(n node, unpack func(string) bool) {
 			defer close(im.done)
-			im.err = loadImages(ctx, n, true)
-		}(node{c.rt, np.Name})
+			im.err = loadImages(ctx, n, unpack)
+		}(node{c.rt, np.Name}, c.runs(np.Role))
+	}
+}
+
+// Images that only some nodes run, by the name their archive carries
+// (nodeimage names archives after the image reference).
+var (
+	controlPlaneImages = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"}
+	workloadImages     = []string{"coredns", "local-path-provisioner"}
+)
+
+// runs says which preloaded archives a node of the role will start
+// containers from: control planes run the control plane's images, and
+// the cluster's workloads (DNS, storage) go to the workers when there are
+// any; everything else (pause, kube-proxy, the CNI, extra images) runs
+// anywhere. The other archives are imported without unpacking, which
+// spares the nodes' shared CPU and disk while kubeadm init runs.
+func (c *creation) runs(role config.NodeRole) func(archive string) bool {
+	workloadsHere := role == config.WorkerRole || len(c.cfg.Workers()) == 0
+	return func(archive string) bool {
+		base := path.Base(archive)
+		has := func(names []string) bool {
+			for _, n := range names {
+				if strings.Contains(base, "_"+n+"_") {
+					return true
+				}
+			}
+			return false
+		}
+		switch {
+		case has(controlPlaneImages):
+			return role == config.ControlPlaneRole
+		case has(workloadImages):
+			return workloadsHere
+		}
+		return true
 	}
 }
 
@@ -594,7 +631,7 @@ func (c *creation) imported(ctx context.Context, name string) error {
 func (c *creation) initControlPlane(ctx context.Context) error {
 	cp := c.firstControlPlane()
 	c.importImagesBehind(ctx, cp.name)
-	if err := loadImages(ctx, cp, false); err != nil {
+	if err := loadImages(ctx, cp, nil); err != nil {
 		return err
 	}
 	args := []string{"kubeadm", "init", "--config=" + kubeadmConfigPath, "--skip-token-print",

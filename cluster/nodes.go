@@ -547,7 +547,7 @@ func (a *addition) uploadCerts(ctx context.Context) error {
 // there, pod routes go to all).
 func (a *addition) join(ctx context.Context) error {
 	n := node{a.rt, a.name}
-	if err := loadImages(ctx, n, false); err != nil {
+	if err := loadImages(ctx, n, nil); err != nil {
 		return err
 	}
 	newNode := a.plan.Nodes[0]
