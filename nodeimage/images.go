@@ -416,18 +416,24 @@ func (b *nodeBuild) staticImage(ctx context.Context, entries []Entry, cfg v1.Con
 	return b.withConfig(img, cfg)
 }
 
-// onBaseImage is the base image (Debian, with iptables, nft and
-// conntrack, which kube-proxy and flanneld run) plus programs.
+// onBaseImage is the base's network tools (iptables, nft, conntrack:
+// netToolsLayer), which kube-proxy and flanneld run, plus programs.
 func (b *nodeBuild) onBaseImage(ctx context.Context, entries []Entry, entrypoint string) (v1.Image, error) {
+	tools, err := b.netToolsLayer(ctx)
+	if err != nil {
+		return nil, err
+	}
 	l, err := LayerFromEntries(ctx, entries, WithLayerDir(b.dir))
 	if err != nil {
 		return nil, err
 	}
-	img, err := appendLayers(b.base, []v1.Layer{l}, []string{"kinc: " + path.Base(entrypoint)})
+	img, err := mutate.Append(empty.Image,
+		mutate.Addendum{Layer: tools, History: v1.History{CreatedBy: "kinc: network tools of the base", Created: v1.Time{Time: Epoch}}},
+		mutate.Addendum{Layer: l, History: v1.History{CreatedBy: "kinc: " + path.Base(entrypoint), Created: v1.Time{Time: Epoch}}},
+	)
 	if err != nil {
 		return nil, err
 	}
-	// The base's entrypoint boots systemd: none of that here.
 	return b.withConfig(img, v1.Config{Entrypoint: []string{entrypoint}})
 }
 

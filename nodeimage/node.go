@@ -240,6 +240,7 @@ type nodeBuild struct {
 	baseFile map[string][]byte
 	// staticBase is the layer every distroless-like image shares.
 	staticBase v1.Layer
+	netTools   v1.Layer // netToolsLayer, made once
 }
 
 // BuildNode builds a node image: the base image's layers unchanged, then

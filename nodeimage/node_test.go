@@ -136,6 +136,8 @@ func testBase(t *testing.T, extra ...Entry) (v1.Image, string) {
 	certs, err := LayerFromEntries(context.Background(), append([]Entry{
 		{Path: "/etc/ssl/certs/ca-certificates.crt", Data: []byte("-----BEGIN CERTIFICATE-----\nfake\n")},
 		{Path: "/usr/sbin/iptables", Mode: 0o755, Data: []byte("#!/bin/sh\n")},
+		{Path: "/usr/sbin/ip6tables", Mode: 0o755, Data: []byte("#!/bin/sh\n")},
+		{Path: "/usr/sbin/nft", Mode: 0o755, Data: []byte("#!/bin/sh\n")},
 		{Path: "/etc/containerd/config.toml", Data: []byte(testContainerdConfig)},
 	}, extra...), WithLayerDir(t.TempDir()))
 	if err != nil {
@@ -396,13 +398,17 @@ func checkPreloaded(t *testing.T, tag name.Tag, img, base v1.Image) {
 	}
 	switch repo {
 	case "kube-proxy", "flannel":
-		// On the base: iptables and friends come with it.
-		if files["usr/sbin/iptables"] == "" {
-			t.Errorf("%s: no /usr/sbin/iptables from the base", tag)
+		// The base's network tools, and not the rest of the base.
+		for _, f := range []string{"usr/sbin/iptables", "usr/sbin/ip6tables", "usr/sbin/nft"} {
+			if files[f] == "" {
+				t.Errorf("%s: no /%s from the base", tag, f)
+			}
 		}
-		baseLayers, _ := base.Layers()
-		if len(layers) != len(baseLayers)+1 {
-			t.Errorf("%s: %d layers, want the base's %d and 1", tag, len(layers), len(baseLayers))
+		if files["etc/containerd/config.toml"] != "" || files["etc/ssl/certs/ca-certificates.crt"] != "" {
+			t.Errorf("%s: has base files that are not network tools", tag)
+		}
+		if len(layers) != 2 {
+			t.Errorf("%s: %d layers, want 2 (network tools, program)", tag, len(layers))
 		}
 		if repo == "flannel" && files["usr/local/bin/cniconf"] == "" {
 			t.Errorf("%s: no cniconf", tag)

@@ -1,0 +1,269 @@
+package nodeimage
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"debug/elf"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+)
+
+// netToolPatterns are what kube-proxy and flanneld run from the base:
+// iptables in both backends with its extensions, nft, conntrack, ipset
+// and modprobe, and the files they read. Everything else these programs
+// load is found by following symlinks and ELF dependencies.
+var netToolPatterns = []string{
+	"usr/sbin/iptables*", "usr/sbin/ip6tables*", "usr/sbin/xtables-*",
+	"usr/sbin/ebtables*", "usr/sbin/arptables*",
+	"usr/sbin/nft", "usr/sbin/conntrack", "usr/sbin/ipset", "usr/sbin/modprobe",
+	"usr/lib/*/xtables/*",
+	"etc/alternatives/iptables*", "etc/alternatives/ip6tables*",
+	"etc/alternatives/ebtables*", "etc/alternatives/arptables*",
+	"etc/ethertypes", "etc/protocols", "etc/services", "etc/nsswitch.conf",
+	"etc/passwd", "etc/group", "bin", "sbin", "lib", "lib64",
+}
+
+// netToolsRequired must be found, or the base is not one these images can
+// be made from.
+var netToolsRequired = []string{"usr/sbin/iptables", "usr/sbin/ip6tables", "usr/sbin/nft"}
+
+// baseTree is the base image's flattened file tree: every entry's header,
+// and the libraries each ELF file needs (its interpreter first).
+type baseTree struct {
+	entries map[string]*tar.Header
+	needs   map[string][]string
+}
+
+// readBaseTree reads the flattened base once.
+func readBaseTree(img v1.Image) (*baseTree, error) {
+	t := &baseTree{entries: map[string]*tar.Header{}, needs: map[string][]string{}}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return t, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the base image's files: %w", err)
+		}
+		p := cleanPath(h.Name)
+		t.entries[p] = h
+		if h.Typeflag != tar.TypeReg || !strings.HasPrefix(p, "usr/") {
+			continue
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s in the base image: %w", p, err)
+		}
+		if needs, ok := elfNeeds(data); ok {
+			t.needs[p] = needs
+		}
+	}
+}
+
+// elfNeeds returns an ELF file's interpreter and the libraries it names.
+func elfNeeds(data []byte) ([]string, bool) {
+	if !bytes.HasPrefix(data, []byte(elf.ELFMAG)) {
+		return nil, false
+	}
+	f, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		return nil, false
+	}
+	var needs []string
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			b, err := io.ReadAll(p.Open())
+			if err == nil {
+				needs = append(needs, strings.TrimRight(string(b), "\x00"))
+			}
+		}
+	}
+	libs, _ := f.ImportedLibraries()
+	return append(needs, libs...), true
+}
+
+func cleanPath(p string) string { return strings.TrimPrefix(path.Clean("/"+p), "/") }
+
+// resolve follows symlinks in every component of p, adding each symlink
+// it passes and the final entry to keep. It returns the resolved path.
+func (t *baseTree) resolve(p string, keep map[string]bool) (string, bool) {
+	parts := strings.Split(cleanPath(p), "/")
+	cur := ""
+	for hops := 0; len(parts) > 0; {
+		next := path.Join(cur, parts[0])
+		parts = parts[1:]
+		h, ok := t.entries[next]
+		if !ok {
+			return "", false
+		}
+		if h.Typeflag != tar.TypeSymlink {
+			cur = next
+			continue
+		}
+		if hops++; hops > 40 {
+			return "", false
+		}
+		keep[next] = true
+		target := h.Linkname
+		if !path.IsAbs(target) {
+			target = path.Join(path.Dir(next), target)
+		}
+		parts = append(strings.Split(cleanPath(target), "/"), parts...)
+		cur = ""
+	}
+	keep[cur] = true
+	return cur, true
+}
+
+// netTools returns the paths to keep: the patterns' matches and all they
+// need, with the directories above them.
+func (t *baseTree) netTools() ([]string, error) {
+	var libDirs []string
+	for p, h := range t.entries {
+		if h.Typeflag == tar.TypeDir && (path.Dir(p) == "usr/lib" && strings.HasSuffix(p, "-linux-gnu")) {
+			libDirs = append(libDirs, p)
+		}
+	}
+	sort.Strings(libDirs)
+	libDirs = append(libDirs, "usr/lib64", "usr/lib")
+
+	keep := map[string]bool{}
+	var queue []string
+	for p := range t.entries {
+		for _, pat := range netToolPatterns {
+			if ok, _ := path.Match(pat, p); ok {
+				queue = append(queue, p)
+			}
+		}
+	}
+	for _, req := range netToolsRequired {
+		if _, ok := t.resolve(req, map[string]bool{}); !ok {
+			return nil, fmt.Errorf("the base image has no %s, which kube-proxy and flanneld run", req)
+		}
+	}
+	seen := map[string]bool{}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		real, ok := t.resolve(p, keep)
+		if !ok || seen[real] {
+			continue
+		}
+		seen[real] = true
+		for _, lib := range t.needs[real] {
+			if path.IsAbs(lib) {
+				queue = append(queue, lib)
+				continue
+			}
+			for _, dir := range libDirs {
+				if _, ok := t.resolve(path.Join(dir, lib), map[string]bool{}); ok {
+					queue = append(queue, path.Join(dir, lib))
+					break
+				}
+			}
+		}
+	}
+	for p := range keep {
+		for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
+			if h, ok := t.entries[d]; ok && h.Typeflag == tar.TypeDir {
+				keep[d] = true
+			}
+		}
+	}
+	paths := make([]string, 0, len(keep))
+	for p := range keep {
+		if p != "" {
+			paths = append(paths, p)
+		}
+	}
+	sort.Strings(paths)
+	return paths, nil
+}
+
+// entries copies the kept paths out of the base image as layer entries,
+// in a second pass over its files. A hard link becomes a copy of the file
+// it links to, which comes before it in the stream.
+func (t *baseTree) copyOut(img v1.Image, keep []string) ([]Entry, error) {
+	want, linked := map[string]bool{}, map[string]bool{}
+	for _, p := range keep {
+		want[p] = true
+		if h := t.entries[p]; h.Typeflag == tar.TypeLink {
+			linked[cleanPath(h.Linkname)] = true
+		}
+	}
+	data := map[string][]byte{}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	var entries []Entry
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the base image's files: %w", err)
+		}
+		p := cleanPath(h.Name)
+		if !want[p] && !linked[p] {
+			continue
+		}
+		e := Entry{Path: "/" + p, Mode: fs.FileMode(h.Mode).Perm(), UID: h.Uid, GID: h.Gid}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			e.Mode |= fs.ModeDir
+		case tar.TypeSymlink:
+			e.Mode |= fs.ModeSymlink
+			e.Linkname = h.Linkname
+		case tar.TypeReg:
+			if e.Data, err = io.ReadAll(tr); err != nil {
+				return nil, err
+			}
+			data[p] = e.Data
+		case tar.TypeLink:
+			e.Data = data[cleanPath(h.Linkname)]
+		default:
+			continue
+		}
+		if want[p] {
+			entries = append(entries, e)
+		}
+	}
+	return entries, nil
+}
+
+// netToolsLayer is the slice of the base that kube-proxy and flanneld
+// need. Their images were the whole base (255 MB unpacked) and every node
+// unpacks them; this slice is a few MB.
+func (b *nodeBuild) netToolsLayer(ctx context.Context) (v1.Layer, error) {
+	if b.netTools != nil {
+		return b.netTools, nil
+	}
+	tree, err := readBaseTree(b.base)
+	if err != nil {
+		return nil, err
+	}
+	keep, err := tree.netTools()
+	if err != nil {
+		return nil, err
+	}
+	entries, err := tree.copyOut(b.base, keep)
+	if err != nil {
+		return nil, err
+	}
+	if b.netTools, err = LayerFromEntries(ctx, entries, WithLayerDir(b.dir)); err != nil {
+		return nil, err
+	}
+	return b.netTools, nil
+}
