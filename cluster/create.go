@@ -568,17 +568,32 @@ func (b *background) wait(ctx context.Context) error {
 }
 
 // importImagesBehind starts the image imports of every node but skip, so
-// that they overlap kubeadm init; join waits for its node's.
-func (c *creation) importImagesBehind(ctx context.Context, skip string) {
+// that they overlap kubeadm init; join waits for its node's. With more
+// than one control plane, the workers' imports start only once until is
+// closed (init is over): the control planes' joins are the critical path
+// and the workers' are not, and init runs faster beside fewer imports.
+func (c *creation) importImagesBehind(ctx context.Context, skip string, until <-chan struct{}) {
 	c.imports = map[string]*background{}
 	for _, np := range c.plan.Nodes {
 		if np.Name == skip {
 			continue
 		}
+		var after <-chan struct{}
+		if np.Role == config.WorkerRole && len(c.cfg.ControlPlanes()) > 1 {
+			after = until
+		}
 		im := &background{done: make(chan struct{})}
 		c.imports[np.Name] = im
 		go func(n node, unpack func(string) bool) {
 			defer close(im.done)
+			if after != nil {
+				select {
+				case <-after:
+				case <-ctx.Done():
+					im.err = ctx.Err()
+					return
+				}
+			}
 			im.err = loadImages(ctx, n, unpack)
 		}(node{c.rt, np.Name}, c.runs(np.Role))
 	}
@@ -630,7 +645,9 @@ func (c *creation) imported(ctx context.Context, name string) error {
 
 func (c *creation) initControlPlane(ctx context.Context) error {
 	cp := c.firstControlPlane()
-	c.importImagesBehind(ctx, cp.name)
+	initDone := make(chan struct{})
+	defer close(initDone)
+	c.importImagesBehind(ctx, cp.name, initDone)
 	if err := loadImages(ctx, cp, nil); err != nil {
 		return err
 	}
@@ -736,11 +753,13 @@ func (c *creation) role(name string) config.NodeRole {
 
 // nudgeScript waits (at most 5 minutes) until the node's own API server
 // at $1 takes kubelet's bootstrap token, then restarts kubelet unless it
-// has its client certificate already.
+// has its client certificate already. kubectl, which costs CPU the join
+// needs, runs only once something listens on the API port ($2, hex).
 const nudgeScript = `cert=/var/lib/kubelet/pki/kubelet-client-current.pem
+listening() { awk -v p=":$1\$" '$2 ~ p && $4 == "0A" { f = 1 } END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null; }
 end=$(( $(date +%s) + 300 ))
 while [ ! -e "$cert" ] && [ "$(date +%s)" -lt "$end" ]; do
-	if kubectl --kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --server="https://$1" --request-timeout=2s get --raw /readyz >/dev/null 2>&1 </dev/null; then
+	if listening "$2" && kubectl --kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --server="https://$1" --request-timeout=2s get --raw /readyz >/dev/null 2>&1 </dev/null; then
 		[ -e "$cert" ] || systemctl restart kubelet
 		exit 0
 	fi
@@ -756,7 +775,8 @@ done`
 // once; its static pods keep running across the restart.
 func (n node) nudgeKubeletBootstrap(ctx context.Context, api string) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
-	go func() { _ = n.run(ctx, nil, "sh", "-c", nudgeScript, "nudge", api) }()
+	port := fmt.Sprintf("%04X", kubeadm.APIServerPort)
+	go func() { _ = n.run(ctx, nil, "sh", "-c", nudgeScript, "nudge", api, port) }()
 	return cancel
 }
 

@@ -16,7 +16,7 @@ import (
 )
 
 // KubeadmLogPath is where a node keeps the output of its kubeadm init or
-// join, when create kept it; export logs collects it when it is there.
+// join (runLogged), for `kinc export logs` and for users of --retain.
 const KubeadmLogPath = "/kind/kubeadm.log"
 
 // itemTimeout bounds the collection of one item.

@@ -28,17 +28,13 @@ func (n node) output(ctx context.Context, cmd ...string) (string, error) {
 	return out.String(), err
 }
 
-// kubeadmLog keeps the output of kubeadm init or join in the node, for
-// `kinc export logs` and for users of --retain.
-const kubeadmLog = "/kind/kubeadm.log"
-
-// runLogged runs a command and appends what it printed to kubeadmLog,
+// runLogged runs a command and appends what it printed to KubeadmLogPath,
 // whether it succeeded or not.
 func (n node) runLogged(ctx context.Context, cmd ...string) error {
 	var out bytes.Buffer
 	err := n.rt.Exec(ctx, n.name, runtime.ExecSpec{Cmd: cmd, Stdout: &out, Stderr: &out})
 	entry := fmt.Sprintf("$ %s\n%s", strings.Join(cmd, " "), out.String())
-	if werr := n.runInput(ctx, []byte(entry), "sh", "-c", "cat >> "+kubeadmLog); werr != nil && err == nil {
+	if werr := n.runInput(ctx, []byte(entry), "sh", "-c", "cat >> "+KubeadmLogPath); werr != nil && err == nil {
 		return fmt.Errorf("keeping kubeadm's output in %s: %w", n.name, werr)
 	}
 	return err

@@ -387,7 +387,7 @@ func AddNode(ctx context.Context, rt runtime.Runtime, cluster string, want confi
 			a.undo()
 			err = fmt.Errorf("%w\n(the node was removed and the load balancer left as it was; run again with --retain to keep the node for debugging)", err)
 		} else if err != nil && len(a.made) > 0 {
-			err = fmt.Errorf("%w\n(node kept because of --retain: its kubeadm output is in %s; remove it with `kinc delete node %s --name %s`)", err, kubeadmLog, a.name, cluster)
+			err = fmt.Errorf("%w\n(node kept because of --retain: its kubeadm output is in %s; remove it with `kinc delete node %s --name %s`)", err, KubeadmLogPath, a.name, cluster)
 		}
 	}()
 	type nodeStep struct {
