@@ -103,15 +103,16 @@ type creation struct {
 	cfg  *config.Cluster
 	plan *Plan
 
-	network   runtime.Network
-	addresses map[string]Addresses
-	made      []string // containers made, for rollback
-	netMade   bool
-	kubeWrote bool
-	admin     []byte
-	staticCNI bool                   // kinc configures pod networking itself (cni.go)
-	imports   map[string]*background // image imports by node
-	workers   *background            // worker joins
+	network     runtime.Network
+	addresses   map[string]Addresses
+	made        []string // containers made, for rollback
+	netMade     bool
+	kubeWrote   bool
+	admin       []byte
+	staticCNI   bool                   // kinc configures pod networking itself (cni.go)
+	imports     map[string]*background // image imports by node
+	cpJoins     *background            // joins of the other control planes
+	workerJoins *background
 }
 
 // Create makes the cluster cfg (defaulted and validated) on rt. On any
@@ -567,6 +568,16 @@ func (b *background) wait(ctx context.Context) error {
 	}
 }
 
+// behind runs f in the background.
+func behind(f func() error) *background {
+	b := &background{done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		b.err = f()
+	}()
+	return b
+}
+
 // importImagesBehind starts the image imports of every node but skip, so
 // that they overlap kubeadm init; join waits for its node's. With more
 // than one control plane, the workers' imports start only once until is
@@ -582,20 +593,17 @@ func (c *creation) importImagesBehind(ctx context.Context, skip string, until <-
 		if np.Role == config.WorkerRole && len(c.cfg.ControlPlanes()) > 1 {
 			after = until
 		}
-		im := &background{done: make(chan struct{})}
-		c.imports[np.Name] = im
-		go func(n node, unpack func(string) bool) {
-			defer close(im.done)
+		n, unpack := node{c.rt, np.Name}, c.runs(np.Role)
+		c.imports[np.Name] = behind(func() error {
 			if after != nil {
 				select {
 				case <-after:
 				case <-ctx.Done():
-					im.err = ctx.Err()
-					return
+					return ctx.Err()
 				}
 			}
-			im.err = loadImages(ctx, n, unpack)
-		}(node{c.rt, np.Name}, c.runs(np.Role))
+			return loadImages(ctx, n, unpack)
+		})
 	}
 }
 
@@ -666,6 +674,7 @@ func (c *creation) initControlPlane(ctx context.Context) error {
 	// Without workers the control planes are rendered untainted, so that
 	// workloads can run (kubeadm.NodeInput.UntaintControlPlane).
 	c.admin = admin
+	c.startJoins(ctx)
 	return nil
 }
 
@@ -674,49 +683,39 @@ func (c *creation) kubectl(ctx context.Context, args ...string) (string, error) 
 	return c.firstControlPlane().kubectl(ctx, args...)
 }
 
-func (c *creation) joinControlPlanes(ctx context.Context) error {
-	// Workers need only the API, which the load balancer serves from the
-	// first control plane already: they join meanwhile.
-	c.startWorkerJoins(ctx)
-	// Concurrently: etcd takes one new (learner) member at a time, and
-	// kubeadm join retries adding its member until etcd takes it, so the
-	// joins serialize themselves there and overlap everything else.
-	var cps []NodePlan
+// startJoins starts, in the background, the joins of every node but the
+// first control plane, as soon as init is done: CNI and storage go in
+// meanwhile, and the join steps wait for them. Workers need only the API,
+// which the first control plane (behind the load balancer) serves
+// already. Control planes join concurrently too: etcd takes one new
+// (learner) member at a time, and kubeadm join retries adding its member
+// until etcd takes it, so the joins serialize themselves there and
+// overlap everything else.
+func (c *creation) startJoins(ctx context.Context) {
+	first := c.firstControlPlane().name
+	var cps, workers []NodePlan
 	for _, np := range c.plan.Nodes {
-		if np.Role == config.ControlPlaneRole && np.Name != c.firstControlPlane().name {
+		switch {
+		case np.Name == first:
+		case np.Role == config.ControlPlaneRole:
 			cps = append(cps, np)
-		}
-	}
-	return forEach(ctx, cps, func(ctx context.Context, np NodePlan) error {
-		return c.join(ctx, node{c.rt, np.Name})
-	})
-}
-
-// startWorkerJoins joins every worker concurrently, in the background;
-// joinWorkers waits for them.
-func (c *creation) startWorkerJoins(ctx context.Context) {
-	if c.workers != nil {
-		return
-	}
-	var workers []NodePlan
-	for _, np := range c.plan.Nodes {
-		if np.Role == config.WorkerRole {
+		default:
 			workers = append(workers, np)
 		}
 	}
-	c.workers = &background{done: make(chan struct{})}
-	go func() {
-		defer close(c.workers.done)
-		c.workers.err = forEach(ctx, workers, func(ctx context.Context, np NodePlan) error {
-			return c.join(ctx, node{c.rt, np.Name})
-		})
-	}()
+	joinAll := func(nps []NodePlan) func() error {
+		return func() error {
+			return forEach(ctx, nps, func(ctx context.Context, np NodePlan) error {
+				return c.join(ctx, node{c.rt, np.Name})
+			})
+		}
+	}
+	c.cpJoins, c.workerJoins = behind(joinAll(cps)), behind(joinAll(workers))
 }
 
-func (c *creation) joinWorkers(ctx context.Context) error {
-	c.startWorkerJoins(ctx) // unless the control-plane step did
-	return c.workers.wait(ctx)
-}
+func (c *creation) joinControlPlanes(ctx context.Context) error { return c.cpJoins.wait(ctx) }
+
+func (c *creation) joinWorkers(ctx context.Context) error { return c.workerJoins.wait(ctx) }
 
 func (c *creation) join(ctx context.Context, n node) error {
 	if err := c.imported(ctx, n.name); err != nil {
