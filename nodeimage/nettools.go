@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -36,15 +37,17 @@ var netToolPatterns = []string{
 var netToolsRequired = []string{"usr/sbin/iptables", "usr/sbin/ip6tables", "usr/sbin/nft"}
 
 // baseTree is the base image's flattened file tree: every entry's header,
-// and the libraries each ELF file needs (its interpreter first).
+// the libraries each ELF file needs (its interpreter first) and where it
+// says to look for them (RUNPATH or RPATH, $ORIGIN expanded).
 type baseTree struct {
-	entries map[string]*tar.Header
-	needs   map[string][]string
+	entries  map[string]*tar.Header
+	needs    map[string][]string
+	runpaths map[string][]string
 }
 
 // readBaseTree reads the flattened base once.
 func readBaseTree(img v1.Image) (*baseTree, error) {
-	t := &baseTree{entries: map[string]*tar.Header{}, needs: map[string][]string{}}
+	t := &baseTree{entries: map[string]*tar.Header{}, needs: map[string][]string{}, runpaths: map[string][]string{}}
 	rc := mutate.Extract(img)
 	defer rc.Close()
 	tr := tar.NewReader(rc)
@@ -58,29 +61,39 @@ func readBaseTree(img v1.Image) (*baseTree, error) {
 		}
 		p := cleanPath(h.Name)
 		t.entries[p] = h
-		if h.Typeflag != tar.TypeReg || !strings.HasPrefix(p, "usr/") {
+		if h.Typeflag != tar.TypeReg || h.Size < 4 {
 			continue
 		}
 		data, err := io.ReadAll(tr)
 		if err != nil {
 			return nil, fmt.Errorf("reading %s in the base image: %w", p, err)
 		}
-		if needs, ok := elfNeeds(data); ok {
+		if needs, runpaths, ok := elfNeeds(data); ok {
 			t.needs[p] = needs
+			for _, r := range runpaths {
+				r = strings.ReplaceAll(strings.ReplaceAll(r, "${ORIGIN}", "$ORIGIN"), "$ORIGIN", "/"+path.Dir(p))
+				t.runpaths[p] = append(t.runpaths[p], cleanPath(r))
+			}
 		}
 	}
 }
 
-// elfNeeds returns an ELF file's interpreter and the libraries it names.
-func elfNeeds(data []byte) ([]string, bool) {
+// elfNeeds returns an ELF file's interpreter and the libraries it names,
+// and the directories it names to find them in.
+func elfNeeds(data []byte) (needs, runpaths []string, ok bool) {
 	if !bytes.HasPrefix(data, []byte(elf.ELFMAG)) {
-		return nil, false
+		return nil, nil, false
 	}
 	f, err := elf.NewFile(bytes.NewReader(data))
 	if err != nil {
-		return nil, false
+		return nil, nil, false
 	}
-	var needs []string
+	for _, tag := range []elf.DynTag{elf.DT_RUNPATH, elf.DT_RPATH} {
+		values, _ := f.DynString(tag)
+		for _, v := range values {
+			runpaths = append(runpaths, strings.Split(v, ":")...)
+		}
+	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			b, err := io.ReadAll(p.Open())
@@ -90,7 +103,7 @@ func elfNeeds(data []byte) ([]string, bool) {
 		}
 	}
 	libs, _ := f.ImportedLibraries()
-	return append(needs, libs...), true
+	return append(needs, libs...), runpaths, true
 }
 
 func cleanPath(p string) string { return strings.TrimPrefix(path.Clean("/"+p), "/") }
@@ -126,17 +139,36 @@ func (t *baseTree) resolve(p string, keep map[string]bool) (string, bool) {
 	return cur, true
 }
 
+// library finds a library an ELF file needs as the loader would: an
+// absolute path as it is, a name in the first of dirs that has it.
+func (t *baseTree) library(lib string, dirs []string) (string, bool) {
+	candidates := []string{lib}
+	if !path.IsAbs(lib) {
+		candidates = candidates[:0]
+		for _, d := range dirs {
+			candidates = append(candidates, path.Join(d, lib))
+		}
+	}
+	for _, c := range candidates {
+		if _, ok := t.resolve(c, map[string]bool{}); ok {
+			return c, true
+		}
+	}
+	return "", false
+}
+
 // netTools returns the paths to keep: the patterns' matches and all they
 // need, with the directories above them.
 func (t *baseTree) netTools() ([]string, error) {
+	// The loader's search path, for bases with and without merged /usr.
 	var libDirs []string
 	for p, h := range t.entries {
-		if h.Typeflag == tar.TypeDir && (path.Dir(p) == "usr/lib" && strings.HasSuffix(p, "-linux-gnu")) {
+		if h.Typeflag == tar.TypeDir && (path.Dir(p) == "lib" || path.Dir(p) == "usr/lib") && strings.HasSuffix(p, "-linux-gnu") {
 			libDirs = append(libDirs, p)
 		}
 	}
 	sort.Strings(libDirs)
-	libDirs = append(libDirs, "usr/lib64", "usr/lib")
+	libDirs = append(libDirs, "lib64", "usr/lib64", "lib", "usr/lib")
 
 	keep := map[string]bool{}
 	var queue []string
@@ -162,16 +194,11 @@ func (t *baseTree) netTools() ([]string, error) {
 		}
 		seen[real] = true
 		for _, lib := range t.needs[real] {
-			if path.IsAbs(lib) {
-				queue = append(queue, lib)
-				continue
+			found, ok := t.library(lib, slices.Concat(t.runpaths[real], libDirs))
+			if !ok {
+				return nil, fmt.Errorf("the base image's /%s needs %s, which the base lacks", real, lib)
 			}
-			for _, dir := range libDirs {
-				if _, ok := t.resolve(path.Join(dir, lib), map[string]bool{}); ok {
-					queue = append(queue, path.Join(dir, lib))
-					break
-				}
-			}
+			queue = append(queue, found)
 		}
 	}
 	for p := range keep {

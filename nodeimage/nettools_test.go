@@ -7,7 +7,7 @@ import (
 )
 
 func syntheticBase(drop string) *baseTree {
-	t := &baseTree{entries: map[string]*tar.Header{}, needs: map[string][]string{}}
+	t := &baseTree{entries: map[string]*tar.Header{}, needs: map[string][]string{}, runpaths: map[string][]string{}}
 	add := func(p string, typ byte, link string) {
 		if p != drop {
 			t.entries[p] = &tar.Header{Name: p, Typeflag: typ, Linkname: link}
@@ -29,6 +29,11 @@ func syntheticBase(drop string) *baseTree {
 		add(f, tar.TypeReg, "")
 	}
 	add("usr/lib/x86_64-linux-gnu/libxtables.so.12", tar.TypeSymlink, "libxtables.so.12.7.0")
+	add("usr/lib/x86_64-linux-gnu/ebtables", tar.TypeDir, "")
+	add("usr/lib/x86_64-linux-gnu/ebtables/libebtc.so.0", tar.TypeReg, "")
+	add("usr/sbin/ebtablesd", tar.TypeReg, "")
+	t.needs["usr/sbin/ebtablesd"] = []string{"libebtc.so.0", "libc.so.6"}
+	t.runpaths["usr/sbin/ebtablesd"] = []string{"usr/lib/x86_64-linux-gnu/ebtables"}
 	t.needs["usr/sbin/xtables-nft-multi"] = []string{"/lib64/ld-linux-x86-64.so.2", "libxtables.so.12", "libc.so.6"}
 	t.needs["usr/lib/x86_64-linux-gnu/xtables/libxt_comment.so"] = []string{"libxtables.so.12"}
 	t.needs["usr/sbin/nft"] = []string{"libc.so.6"}
@@ -50,6 +55,7 @@ func TestNetToolsClosure(t *testing.T) {
 		"usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "usr/lib/x86_64-linux-gnu/libc.so.6",
 		"usr/lib/x86_64-linux-gnu/libxtables.so.12", "usr/lib/x86_64-linux-gnu/libxtables.so.12.7.0",
 		"usr/lib/x86_64-linux-gnu/xtables/libxt_comment.so", "usr/lib/x86_64-linux-gnu", "usr/sbin", "etc/alternatives",
+		"usr/lib/x86_64-linux-gnu/ebtables/libebtc.so.0", // by its RUNPATH
 	} {
 		if !strings.Contains(got, "\n"+want+"\n") {
 			t.Errorf("net tools lack %s:%s", want, got)
@@ -59,6 +65,13 @@ func TestNetToolsClosure(t *testing.T) {
 		if strings.Contains(got, "\n"+unwanted+"\n") {
 			t.Errorf("net tools have %s, which nothing needs:%s", unwanted, got)
 		}
+	}
+}
+
+func TestNetToolsNeedTheirLibraries(t *testing.T) {
+	_, err := syntheticBase("usr/lib/x86_64-linux-gnu/libxtables.so.12.7.0").netTools()
+	if err == nil || !strings.Contains(err.Error(), "libxtables.so.12") {
+		t.Fatalf("a base without libxtables: err = %v, want one naming it", err)
 	}
 }
 
