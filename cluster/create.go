@@ -768,8 +768,8 @@ done`
 // nudgeKubeletBootstrap runs nudgeScript on a joining control plane until
 // stop is called. Under kubeadm's ControlPlaneKubeletLocalMode (which kinc
 // turns off only on v1.33 and v1.34, see kubeadm's kubeadmGates), such a
-// kubelet asks its own API server (api) for its
-// client certificate, and that server starts only after the node's etcd
+// kubelet asks its own API server (api) for its client certificate, and
+// that server starts only after the node's etcd
 // member has joined: until then each request fails and kubelet backs off
 // 2, 4, 8, 16 s..., so the certificate came up to 16 s after the server
 // could issue it. Restarted once the server is ready, kubelet asks at

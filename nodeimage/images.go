@@ -497,7 +497,7 @@ func scanLayer(l v1.Layer, want map[string]bool, seen map[string]bool, found map
 		if err != nil {
 			return err
 		}
-		p := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
+		p := cleanPath(hdr.Name)
 		if base := path.Base(p); strings.HasPrefix(base, ".wh.") {
 			hidden := path.Join(path.Dir(p), strings.TrimPrefix(base, ".wh."))
 			if _, ok := want[hidden]; ok && !seen[hidden] {

@@ -45,28 +45,37 @@ type baseTree struct {
 	runpaths map[string][]string
 }
 
-// readBaseTree reads the flattened base once.
-func readBaseTree(img v1.Image) (*baseTree, error) {
-	t := &baseTree{entries: map[string]*tar.Header{}, needs: map[string][]string{}, runpaths: map[string][]string{}}
+// eachFile calls f with every entry of img's flattened file tree, its
+// cleaned path and a reader of its content.
+func eachFile(img v1.Image, f func(p string, h *tar.Header, content io.Reader) error) error {
 	rc := mutate.Extract(img)
 	defer rc.Close()
 	tr := tar.NewReader(rc)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
-			return t, nil
+			return nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading the base image's files: %w", err)
+			return fmt.Errorf("reading the base image's files: %w", err)
 		}
-		p := cleanPath(h.Name)
+		if err := f(cleanPath(h.Name), h, tr); err != nil {
+			return err
+		}
+	}
+}
+
+// readBaseTree reads the flattened base once.
+func readBaseTree(img v1.Image) (*baseTree, error) {
+	t := &baseTree{entries: map[string]*tar.Header{}, needs: map[string][]string{}, runpaths: map[string][]string{}}
+	err := eachFile(img, func(p string, h *tar.Header, content io.Reader) error {
 		t.entries[p] = h
 		if h.Typeflag != tar.TypeReg || h.Size < 4 {
-			continue
+			return nil
 		}
-		data, err := io.ReadAll(tr)
+		data, err := io.ReadAll(content)
 		if err != nil {
-			return nil, fmt.Errorf("reading %s in the base image: %w", p, err)
+			return fmt.Errorf("reading %s in the base image: %w", p, err)
 		}
 		if needs, runpaths, ok := elfNeeds(data); ok {
 			t.needs[p] = needs
@@ -75,7 +84,12 @@ func readBaseTree(img v1.Image) (*baseTree, error) {
 				t.runpaths[p] = append(t.runpaths[p], cleanPath(r))
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return t, nil
 }
 
 // elfNeeds returns an ELF file's interpreter and the libraries it names,
@@ -218,7 +232,7 @@ func (t *baseTree) netTools() ([]string, error) {
 	return paths, nil
 }
 
-// entries copies the kept paths out of the base image as layer entries,
+// copyOut copies the kept paths out of the base image as layer entries,
 // in a second pass over its files. A hard link becomes a copy of the file
 // it links to, which comes before it in the stream.
 func (t *baseTree) copyOut(img v1.Image, keep []string) ([]Entry, error) {
@@ -230,21 +244,10 @@ func (t *baseTree) copyOut(img v1.Image, keep []string) ([]Entry, error) {
 		}
 	}
 	data := map[string][]byte{}
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	tr := tar.NewReader(rc)
 	var entries []Entry
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading the base image's files: %w", err)
-		}
-		p := cleanPath(h.Name)
+	err := eachFile(img, func(p string, h *tar.Header, content io.Reader) error {
 		if !want[p] && !linked[p] {
-			continue
+			return nil
 		}
 		e := Entry{Path: "/" + p, Mode: fs.FileMode(h.Mode).Perm(), UID: h.Uid, GID: h.Gid}
 		switch h.Typeflag {
@@ -254,18 +257,23 @@ func (t *baseTree) copyOut(img v1.Image, keep []string) ([]Entry, error) {
 			e.Mode |= fs.ModeSymlink
 			e.Linkname = h.Linkname
 		case tar.TypeReg:
-			if e.Data, err = io.ReadAll(tr); err != nil {
-				return nil, err
+			var err error
+			if e.Data, err = io.ReadAll(content); err != nil {
+				return err
 			}
 			data[p] = e.Data
 		case tar.TypeLink:
 			e.Data = data[cleanPath(h.Linkname)]
 		default:
-			continue
+			return nil
 		}
 		if want[p] {
 			entries = append(entries, e)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return entries, nil
 }
