@@ -91,6 +91,20 @@ func TestHACluster(t *testing.T) {
 	// address, and the new worker must not take it.
 	workerComesAndGoes(t, k, r, rt, name)
 
+	// With control-plane2 down, removing control-plane3 would leave etcd
+	// one member up of two: refused, and nothing touched.
+	cp3 := name + "-control-plane3"
+	code, _, errOut := run(t, "", "--runtime", rt, "delete", "node", cp3, "--name", name)
+	if code == 0 || !strings.Contains(errOut, "majority") {
+		t.Errorf("delete node %s with control-plane2 down: exit %d, want a refusal naming the majority etcd needs:\n%s", cp3, code, errOut)
+	}
+	if st, err := r.InspectNode(ctx, cp3); err != nil || st.State != runtime.StateRunning {
+		t.Errorf("%s after the refused delete: %+v, %v; want it running", cp3, st, err)
+	}
+	if members := etcdMembers(t, rt, name+"-control-plane"); len(members) != 3 {
+		t.Errorf("etcd members after the refused delete: %v, want 3", members)
+	}
+
 	if code, _, errOut := run(t, "", "--runtime", rt, "delete", "cluster", "--name", name, "--kubeconfig", kc); code != 0 {
 		t.Fatalf("delete: exit %d: %s", code, errOut)
 	}

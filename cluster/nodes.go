@@ -271,26 +271,78 @@ exec crictl exec "$id" /usr/local/bin/etcdctl --endpoints=https://127.0.0.1:2379
 	return n.output(ctx, append([]string{"sh", "-c", script, "etcdctl"}, args...)...)
 }
 
+// etcdMember is a line of `etcdctl member list`.
+type etcdMember struct {
+	id, name, peerURLs string // name is empty until the member starts
+}
+
+// etcdMembers lists etcd's members through control plane n.
+func etcdMembers(ctx context.Context, n node) ([]etcdMember, error) {
+	out, err := n.etcdctl(ctx, "member", "list", "-w", "simple")
+	if err != nil {
+		return nil, fmt.Errorf("listing etcd members on %s: %w", n.name, err)
+	}
+	return parseEtcdMembers(out), nil
+}
+
+// parseEtcdMembers reads `etcdctl member list -w simple`: ID, status,
+// name, peer URLs, client URLs, is-learner.
+func parseEtcdMembers(out string) []etcdMember {
+	var members []etcdMember
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Split(line, ", "); len(f) >= 4 {
+			members = append(members, etcdMember{id: f[0], name: f[2], peerURLs: f[3]})
+		}
+	}
+	return members
+}
+
 // removeEtcdMember removes the member of node name (by name, or by peer
 // address when it never started and has none) through control plane n.
 // kubeadm reset removes its own member; this covers a node that could not
 // run it. No such member is not an error.
 func removeEtcdMember(ctx context.Context, n node, name, addr string) error {
-	out, err := n.etcdctl(ctx, "member", "list", "-w", "simple")
+	members, err := etcdMembers(ctx, n)
 	if err != nil {
-		return fmt.Errorf("listing etcd members on %s: %w", n.name, err)
+		return err
 	}
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Split(line, ", ")
-		if len(f) < 4 {
+	for _, m := range members {
+		if m.name != name && (addr == "" || !strings.Contains(m.peerURLs, "//"+addr+":")) {
 			continue
 		}
-		if f[2] != name && (addr == "" || !strings.Contains(f[3], "//"+addr+":")) {
+		if _, err := n.etcdctl(ctx, "member", "remove", m.id); err != nil {
+			return fmt.Errorf("removing etcd member %s (%s) on %s: %w", m.id, name, n.name, err)
+		}
+	}
+	return nil
+}
+
+// checkQuorum refuses to remove control planes when the etcd members left
+// would not have a majority up, which would stop etcd and so the API.
+// kinc turns etcd's own guard off in HA clusters (its strict
+// reconfiguration check, see the kubeadm renderer), so this is the guard.
+// A member is up when its node runs and its etcd answers a health check.
+func checkQuorum(ctx context.Context, live *liveCluster, cp node, removing []string) error {
+	members, err := etcdMembers(ctx, cp)
+	if err != nil {
+		return err
+	}
+	var left, up []string
+	for _, m := range members {
+		if slices.Contains(removing, m.name) {
 			continue
 		}
-		if _, err := n.etcdctl(ctx, "member", "remove", f[0]); err != nil {
-			return fmt.Errorf("removing etcd member %s (%s) on %s: %w", f[0], name, n.name, err)
+		left = append(left, m.name)
+		if st, ok := live.node(m.name); !ok || st.State != runtime.StateRunning {
+			continue
 		}
+		if _, err := (node{live.rt, m.name}).etcdctl(ctx, "endpoint", "health"); err == nil {
+			up = append(up, m.name)
+		}
+	}
+	if need := len(left)/2 + 1; len(up) < need {
+		return fmt.Errorf("removing %s would leave etcd %d member(s) of which %d are up (%s), fewer than the majority of %d it needs to keep serving: start the stopped control planes first (`kinc get nodes -o wide --name %s` shows their state)",
+			strings.Join(removing, ", "), len(left), len(up), strings.Join(up, ", "), need, live.name)
 	}
 	return nil
 }
@@ -682,7 +734,15 @@ func RemoveNodes(ctx context.Context, rt runtime.Runtime, cluster string, names 
 	if err != nil {
 		return err
 	}
+	// Stopped nodes first: removing them never costs etcd a member that
+	// is up, so each step keeps the majority the final state has.
+	sort.SliceStable(targets, func(i, j int) bool {
+		return targets[i].State != runtime.StateRunning && targets[j].State == runtime.StateRunning
+	})
 	if len(cps) > 0 {
+		if err := checkQuorum(ctx, live, cp, cps); err != nil {
+			return err
+		}
 		err := step(ctx, o.progress, "Updating load balancer", func(ctx context.Context) error {
 			lbn := node{rt, live.lb.Name}
 			before, err := lbn.readFile(ctx, lb.ConfigPath)

@@ -211,3 +211,16 @@ nodes:
 		t.Errorf("read back:\n%+v\nwant:\n%+v\nfile:\n%s", back, c, data)
 	}
 }
+
+func TestParseEtcdMembers(t *testing.T) {
+	out := "8e9e05c52164694d, started, c-control-plane, https://10.89.0.2:2380, https://10.89.0.2:2379, false\n" +
+		"a8266ecf031671f3, unstarted, , https://10.89.0.5:2380, , true\n"
+	got := parseEtcdMembers(out)
+	want := []etcdMember{
+		{id: "8e9e05c52164694d", name: "c-control-plane", peerURLs: "https://10.89.0.2:2380"},
+		{id: "a8266ecf031671f3", name: "", peerURLs: "https://10.89.0.5:2380"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("parseEtcdMembers = %+v, want %+v", got, want)
+	}
+}

@@ -431,9 +431,24 @@ func (r renderer) clusterConfiguration() obj {
 		set("controlPlaneEndpoint", r.in.ControlPlaneEndpoint).
 		set("featureGates", gatesObj(r.kubeadmGates())).
 		set("networking", networking).
+		set("etcd", r.etcd()).
 		set("apiServer", obj{{"certSANs", sans}}.set("extraArgs", r.args(apiServer))).
 		set("controllerManager", obj{}.set("extraArgs", r.args(controllerManager))).
 		set("scheduler", obj{}.set("extraArgs", r.args(scheduler)))
+}
+
+// etcd is the stacked etcd's settings. With more than one control plane,
+// etcd's strict reconfiguration check is off: with it, etcd refuses to
+// add a member until it has been connected to every voting member for
+// 5 s, so each control plane joining after the second waited that long
+// after the previous one's promotion. The check's other guard, refusing
+// a member removal that loses quorum, kinc makes itself before removing
+// a control plane (checkQuorum in cluster/nodes.go).
+func (r renderer) etcd() obj {
+	if len(r.in.Cluster.ControlPlanes()) < 2 {
+		return nil
+	}
+	return obj{{"local", obj{}.set("extraArgs", r.args(map[string]string{"strict-reconfig-check": "false"}))}}
 }
 
 func (r renderer) kubeletConfiguration() obj {
