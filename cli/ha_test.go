@@ -54,6 +54,22 @@ func TestHACluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Create lowers the other nodes' CPU weight while init runs: each must
+	// have it back, the same as the load balancer, which it never touches.
+	weight := func(container string) string {
+		out, err := execIn(rt, container, "sh", "-c", "cat /sys/fs/cgroup/cpu/cpu.shares 2>/dev/null || cat /sys/fs/cgroup/cpu.weight")
+		if err != nil {
+			t.Fatalf("reading the CPU weight of %s: %v", container, err)
+		}
+		return strings.TrimSpace(out)
+	}
+	lbWeight := weight(lbst.Name)
+	for _, n := range []string{"-control-plane", "-control-plane2", "-control-plane3", "-worker"} {
+		if w := weight(name + n); w != lbWeight {
+			t.Errorf("CPU weight of %s%s after create: %s, want the load balancer's %s", name, n, w, lbWeight)
+		}
+	}
+
 	server := strings.TrimSpace(k.must("config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"))
 	wantServer := ""
 	for _, p := range lbst.Ports {
@@ -94,7 +110,7 @@ func TestHACluster(t *testing.T) {
 	// With control-plane2 down, removing control-plane3 would leave etcd
 	// one member up of two: refused, and nothing touched.
 	cp3 := name + "-control-plane3"
-	code, _, errOut := run(t, "", "--runtime", rt, "delete", "node", cp3, "--name", name)
+	code, _, errOut = run(t, "", "--runtime", rt, "delete", "node", cp3, "--name", name)
 	if code == 0 || !strings.Contains(errOut, "majority") {
 		t.Errorf("delete node %s with control-plane2 down: exit %d, want a refusal naming the majority etcd needs:\n%s", cp3, code, errOut)
 	}

@@ -38,6 +38,10 @@ type Containers interface {
 	CreateNode(ctx context.Context, spec NodeSpec) (NodeStatus, error)
 	StartNode(ctx context.Context, name string) error
 	StopNode(ctx context.Context, name string) error
+	// SetCPUShares weighs a running node's CPU time against other
+	// containers', in cgroup v1 cpu.shares (1024 is every container's
+	// default; on cgroup v2 the OCI runtime turns them into cpu.weight).
+	SetCPUShares(ctx context.Context, name string, shares uint64) error
 	// DeleteNode force-removes the container and the volumes it owns.
 	DeleteNode(ctx context.Context, name string) error
 	// InspectNode reports state, addresses and published ports.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"os"
 	"path/filepath"
 	"sort"
@@ -169,6 +170,24 @@ func (r *Runtime) seedVar(ctx context.Context, c containerd.Container, dst strin
 	})
 	if err != nil {
 		return fmt.Errorf("copying /var of the image into %q: %w", dst, err)
+	}
+	return nil
+}
+
+// SetCPUShares updates the running task's cgroup; the container's spec
+// keeps its own, which a restart goes back to.
+func (r *Runtime) SetCPUShares(ctx context.Context, name string, shares uint64) error {
+	ctx = r.ctx(ctx)
+	c, err := r.client.LoadContainer(ctx, name)
+	if err != nil {
+		return fmt.Errorf("setting the CPU shares of node %q: %w", name, mapErr(err))
+	}
+	t, err := c.Task(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("setting the CPU shares of node %q: %w", name, mapErr(err))
+	}
+	if err := t.Update(ctx, containerd.WithResources(&specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: &shares}})); err != nil {
+		return fmt.Errorf("setting the CPU shares of node %q: %w", name, mapErr(err))
 	}
 	return nil
 }

@@ -180,6 +180,13 @@ func (r *Runtime) StopNode(ctx context.Context, name string) error {
 	return r.mapErr(err, fmt.Sprintf("stopping container %q", name))
 }
 
+func (r *Runtime) SetCPUShares(ctx context.Context, name string, shares uint64) error {
+	_, err := r.c.ContainerUpdate(ctx, name, client.ContainerUpdateOptions{
+		Resources: &container.Resources{CPUShares: int64(shares)},
+	})
+	return r.mapErr(err, fmt.Sprintf("setting the CPU shares of container %q", name))
+}
+
 // DeleteNode force-removes the container and its /var volume.
 func (r *Runtime) DeleteNode(ctx context.Context, name string) error {
 	_, err := r.c.ContainerRemove(ctx, name, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})

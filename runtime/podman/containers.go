@@ -163,6 +163,16 @@ func (r *Runtime) StopNode(ctx context.Context, name string) error {
 	return r.mapErr(containers.Stop(r.ctx(ctx), name, opts), fmt.Sprintf("stopping container %q", name))
 }
 
+func (r *Runtime) SetCPUShares(ctx context.Context, name string, shares uint64) error {
+	_, err := containers.Update(r.ctx(ctx), &entities.ContainerUpdateOptions{
+		NameOrID: name,
+		Specgen: &specgen.SpecGenerator{ContainerResourceConfig: specgen.ContainerResourceConfig{
+			ResourceLimits: &spec.LinuxResources{CPU: &spec.LinuxCPU{Shares: &shares}},
+		}},
+	})
+	return r.mapErr(err, fmt.Sprintf("setting the CPU shares of container %q", name))
+}
+
 // DeleteNode force-removes the container and its /var volume.
 func (r *Runtime) DeleteNode(ctx context.Context, name string) error {
 	// Timeout 0 kills at once, as docker's forced removal does: waiting for

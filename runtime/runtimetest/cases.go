@@ -40,6 +40,7 @@ func Run(t *testing.T, backend string, newRuntime NewRuntime) {
 		{"DualStackNetwork", testDualStack},
 		{"PublishedPort", testPublishedPort},
 		{"FixedIPAndPortAcrossRestart", testRestart},
+		{"CPUShares", testCPUShares},
 		{"DeleteLeavesNothing", testDelete},
 		{"ImageSaveLoad", testImages},
 		{"SystemdRuns", testSystemd},
@@ -614,6 +615,44 @@ func containsRef(refs []string, want string) bool {
 		}
 	}
 	return false
+}
+
+// testCPUShares reads what the node's cgroup says (its own cgroup
+// namespace makes it the root of /sys/fs/cgroup) after each update.
+func testCPUShares(t *testing.T, h *harness) {
+	ctx := context.Background()
+	info, err := h.rt.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := h.create(t, h.spec("shares"))
+	read := func(shares uint64) int {
+		t.Helper()
+		if err := h.rt.SetCPUShares(ctx, n.Name, shares); err != nil {
+			t.Fatalf("SetCPUShares(%d): %v", shares, err)
+		}
+		file := "/sys/fs/cgroup/cpu/cpu.shares"
+		if info.CgroupVersion == 2 {
+			file = "/sys/fs/cgroup/cpu.weight"
+		}
+		out := strings.TrimSpace(h.exec(t, n.Name, "/testbin", "cat", file))
+		v, err := strconv.Atoi(out)
+		if err != nil {
+			t.Fatalf("%s = %q: %v", file, out, err)
+		}
+		return v
+	}
+	low, normal := read(256), read(1024)
+	if info.CgroupVersion == 1 && (low != 256 || normal != 1024) {
+		t.Errorf("cpu.shares after setting 256, then 1024: %d, %d", low, normal)
+	}
+	// cgroup v2's weight is a conversion that runc and crun make apart.
+	if info.CgroupVersion == 2 && low >= normal {
+		t.Errorf("cpu.weight after setting shares 256, then 1024: %d, %d; want the first lower", low, normal)
+	}
+	if err := h.rt.SetCPUShares(ctx, h.name("missing"), 1024); !errors.Is(err, runtime.ErrNotFound) {
+		t.Errorf("SetCPUShares on a missing node = %v, want ErrNotFound", err)
+	}
 }
 
 func testSystemd(t *testing.T, h *harness) {
