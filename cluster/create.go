@@ -707,6 +707,8 @@ func (c *creation) init(ctx context.Context, cp node) error {
 	if len(c.cfg.ControlPlanes()) > 1 {
 		args = append(args, "--upload-certs")
 	}
+	stop := cp.nudgeKubelet(ctx, c.ownAPI(cp.name), "/etc/kubernetes/kubelet.conf", awaitRegistration)
+	defer stop()
 	if err := cp.runLogged(ctx, args...); err != nil {
 		return fmt.Errorf("running kubeadm init on %s: %w", cp.name, err)
 	}
@@ -771,8 +773,7 @@ func (c *creation) join(ctx context.Context, n node) error {
 		return err
 	}
 	if c.role(n.name) == config.ControlPlaneRole {
-		api := net.JoinHostPort(c.addresses[n.name].Primary(c.cfg.Networking.IPFamily), fmt.Sprint(kubeadm.APIServerPort))
-		stop := n.nudgeKubeletBootstrap(ctx, api)
+		stop := n.nudgeKubelet(ctx, c.ownAPI(n.name), "/etc/kubernetes/bootstrap-kubelet.conf", awaitCertificate)
 		defer stop()
 	}
 	if err := n.runLogged(ctx, "kubeadm", "join", "--config="+kubeadmConfigPath,
@@ -780,6 +781,11 @@ func (c *creation) join(ctx context.Context, n node) error {
 		return fmt.Errorf("running kubeadm join on %s: %w", n.name, err)
 	}
 	return c.configureNodeCNI(ctx, n)
+}
+
+// ownAPI is the address of control plane name's own API server.
+func (c *creation) ownAPI(name string) string {
+	return net.JoinHostPort(c.addresses[name].Primary(c.cfg.Networking.IPFamily), fmt.Sprint(kubeadm.APIServerPort))
 }
 
 // role is the planned role of the node called name.
@@ -792,34 +798,55 @@ func (c *creation) role(name string) config.NodeRole {
 	return ""
 }
 
+// What a nudged kubelet may be waiting for (nudgeKubelet).
+const (
+	// Its client certificate: a joining control plane's, under kubeadm's
+	// ControlPlaneKubeletLocalMode (which kinc turns off only on v1.33 and
+	// v1.34, see kubeadm's kubeadmGates), asks its own API server for it,
+	// and that server starts only after the node's etcd member has
+	// joined: each request until then fails and kubelet backs off 2, 4,
+	// 8, 16 s..., so the certificate came up to 16 s after the server
+	// could issue it.
+	awaitCertificate = "certificate"
+	// Its Node: on the first control plane, kubelet tries to register
+	// while its API server starts, backing off 0.1, 0.2, 0.4 ... 6.4 s,
+	// and kubeadm init waits for the Node. When the server was slow to
+	// start (HA creates, where other nodes unpack images meanwhile), the
+	// Node came up to 6 s after the server was ready.
+	awaitRegistration = "registration"
+)
+
 // nudgeScript waits (at most 5 minutes) until the node's own API server
-// at $1 takes kubelet's bootstrap token, then restarts kubelet unless it
-// has its client certificate already. kubectl, which costs CPU the join
-// needs, runs only once something listens on the API port ($2, hex).
-const nudgeScript = `cert=/var/lib/kubelet/pki/kubelet-client-current.pem
-listening() { awk -v p=":$1\$" '$2 ~ p && $4 == "0A" { f = 1 } END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null; }
+// at $1 answers /readyz to kubeconfig $3, then restarts kubelet unless it
+// has what it was waiting for ($4, with the node's name $5). kubectl,
+// which costs CPU the node needs, runs only once something listens on the
+// API port ($2, hex).
+const nudgeScript = `api=$1 port=$2 kubeconfig=$3 await=$4 name=$5
+listening() { awk -v p=":$port\$" '$2 ~ p && $4 == "0A" { f = 1 } END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null; }
+k() { kubectl --kubeconfig="$kubeconfig" --server="https://$api" --request-timeout=2s "$@" >/dev/null 2>&1 </dev/null; }
+has() {
+	case $await in
+	certificate) [ -e /var/lib/kubelet/pki/kubelet-client-current.pem ] ;;
+	registration) k get node "$name" ;;
+	esac
+}
 end=$(( $(date +%s) + 300 ))
-while [ ! -e "$cert" ] && [ "$(date +%s)" -lt "$end" ]; do
-	if listening "$2" && kubectl --kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --server="https://$1" --request-timeout=2s get --raw /readyz >/dev/null 2>&1 </dev/null; then
-		[ -e "$cert" ] || systemctl restart kubelet
+while [ "$(date +%s)" -lt "$end" ]; do
+	[ "$await" = certificate ] && has && exit 0
+	if listening && k get --raw /readyz; then
+		has || systemctl restart kubelet
 		exit 0
 	fi
 	sleep 0.5
 done`
 
-// nudgeKubeletBootstrap runs nudgeScript on a joining control plane until
-// stop is called. Under kubeadm's ControlPlaneKubeletLocalMode (which kinc
-// turns off only on v1.33 and v1.34, see kubeadm's kubeadmGates), such a
-// kubelet asks its own API server (api) for its client certificate, and
-// that server starts only after the node's etcd
-// member has joined: until then each request fails and kubelet backs off
-// 2, 4, 8, 16 s..., so the certificate came up to 16 s after the server
-// could issue it. Restarted once the server is ready, kubelet asks at
-// once; its static pods keep running across the restart.
-func (n node) nudgeKubeletBootstrap(ctx context.Context, api string) (stop func()) {
+// nudgeKubelet runs nudgeScript on n until stop is called: restarted once
+// its API server is ready, kubelet asks at once instead of at the end of
+// its backoff; its static pods keep running across the restart.
+func (n node) nudgeKubelet(ctx context.Context, api, kubeconfig, await string) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	port := fmt.Sprintf("%04X", kubeadm.APIServerPort)
-	go func() { _ = n.run(ctx, nil, "sh", "-c", nudgeScript, "nudge", api, port) }()
+	go func() { _ = n.run(ctx, nil, "sh", "-c", nudgeScript, "nudge", api, port, kubeconfig, await, n.name) }()
 	return cancel
 }
 

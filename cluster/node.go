@@ -103,7 +103,10 @@ func poll(ctx context.Context, timeout, interval time.Duration, check func(ctx c
 // degraded when some unit failed: kubelet is started by kubeadm later).
 func (n node) waitForSystemd(ctx context.Context, timeout time.Duration) error {
 	return poll(ctx, timeout, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
-		out, err := n.output(ctx, "systemctl", "is-system-running")
+		// --wait returns once boot is done: one exec instead of one per
+		// poll, which cost CPU while several nodes boot. It fails at once
+		// while systemd cannot yet answer, hence the poll around it.
+		out, err := n.output(ctx, "systemctl", "is-system-running", "--wait")
 		state := strings.TrimSpace(out)
 		if state == "running" || state == "degraded" {
 			return true, nil
