@@ -9,6 +9,17 @@ import (
 	"github.com/kinc-dev/kinc/runtime"
 )
 
+// TestMain removes, whatever the tests did, the work directory of the
+// node image ensureNodeImage built (about 770 MB under $TMPDIR): left
+// behind, each run of the suite filled the disk a little more.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if nodeImage != nil {
+		nodeImage.Close()
+	}
+	os.Exit(code)
+}
+
 // testRuntimes are the runtimes real tests use: $KINC_TEST_RUNTIMES, else
 // all three. A listed runtime that does not answer fails its test.
 func testRuntimes() []string {
